@@ -1,0 +1,167 @@
+"""Training-side subcommands of `pantanal`, each taking Hydra overrides.
+
+    pantanal data check <root>
+    pantanal data prepare [overrides]        window manifests
+    pantanal teacher embed [overrides]       teacher embedding cache
+    pantanal train [overrides]               one stage (stage=supervised, ns1, ns2, ...)
+    pantanal pseudo-label [overrides]        pseudo-labels for stage=ns<k>
+    pantanal export [overrides]              select + BN recalibration + ONNX export + parity
+    pantanal recipe [overrides]              all of the above in order
+
+This module imports nothing heavy at import time: `pantanal --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=demo_b0 data.root=/data/birdclef")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the training-side subcommands to the `pantanal` parser."""
+    data = subparsers.add_parser("data", help="validate a dataset and write window manifests")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    check = data_commands.add_parser("check", help="report missing audio, unknown labels, duplicates, unreadable files, sites")
+    check.add_argument("root", type=Path, help="dataset folder in the BirdCLEF+ 2026 layout")
+    check.add_argument("--no-audio", action="store_true", help="skip opening every audio file (much faster)")
+    check.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    check.add_argument("--site-pattern", default=r"_S(\d+)_", help="regex whose first group is the site (default: _S(\\d+)_)")
+    check.set_defaults(func=cmd_data_check)
+    prepare = data_commands.add_parser("prepare", help="write focal, soundscape, held-out and unlabelled window manifests")
+    _overrides(prepare)
+    prepare.set_defaults(func=cmd_data_prepare)
+
+    teacher = subparsers.add_parser("teacher", help="teacher embeddings for distillation")
+    teacher_commands = teacher.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
+    embed = teacher_commands.add_parser("embed", help="fill the teacher embedding cache for every training window")
+    _overrides(embed)
+    embed.set_defaults(func=cmd_teacher_embed)
+
+    for name, help_text, func in (
+        ("train", "train one stage: stage=supervised (default) or ns1, ns2, ...", cmd_train),
+        ("pseudo-label", "pseudo-label unlabelled soundscape windows for stage=ns<k>", cmd_pseudo_label),
+        ("export", "select the checkpoint, recalibrate BatchNorm, export ONNX, check parity", cmd_export),
+        ("recipe", "prepare, teacher embed, supervised, Noisy Student rounds, export", cmd_recipe),
+    ):
+        parser = subparsers.add_parser(name, help=help_text)
+        _overrides(parser)
+        parser.set_defaults(func=func)
+
+
+def _config(args: argparse.Namespace):
+    from train.config import load_config
+
+    return load_config(args.overrides)
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from harness.dataset import check_dataset
+
+    report = check_dataset(args.root, args.site_pattern, open_audio=not args.no_audio,
+                           progress=lambda items: tqdm(items, desc="opening audio", unit="file"))
+    print(report.format())
+    if args.json:
+        from infer.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
+    return 0 if report.ok else 1
+
+
+def prepare(cfg) -> dict:
+    from harness.manifests import ManifestConfig, build_manifests
+
+    config = ManifestConfig(
+        window_seconds=float(cfg.data.window_seconds),
+        heldout_sites=tuple(str(s) for s in cfg.data.heldout_sites),
+        extra_unlabelled=tuple(str(Path(p).resolve()) for p in cfg.data.extra_unlabelled),
+        max_focal_clips=cfg.data.max_focal_clips,
+        max_windows_per_clip=cfg.data.max_windows_per_clip,
+    )
+    return build_manifests(cfg.data.root, cfg.paths.manifest_dir, config, cfg.data.site_pattern)
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    prepare(_config(args))
+    return 0
+
+
+def teacher_embed(cfg) -> dict | None:
+    from tqdm import tqdm
+
+    from train.data import load_manifests
+    from train.teacher_cache import embed_manifests
+
+    if not cfg.teacher.name:
+        log.info("teacher=none: nothing to embed")
+        return None
+    manifests = load_manifests(Path(cfg.paths.manifest_dir))
+    return embed_manifests(cfg, manifests, progress=lambda items: tqdm(items, desc=f"{cfg.teacher.name} embeddings", unit="file"))
+
+
+def cmd_teacher_embed(args: argparse.Namespace) -> int:
+    teacher_embed(_config(args))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from train.stage import train_stage
+
+    train_stage(_config(args))
+    return 0
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from train.pseudo_label import run_pseudo_label
+
+    run_pseudo_label(_config(args))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from train.export import run_export
+
+    record = run_export(_config(args))
+    print(record["model"])
+    return 0
+
+
+def run_recipe(overrides: list[str]) -> dict:
+    """Every stage in order: prepare, teacher embed, supervised, `noisy_student.rounds` rounds, export."""
+    from train.config import load_config, require_run_intent, stage_name
+    from train.export import run_export
+    from train.pseudo_label import run_pseudo_label
+    from train.stage import train_stage
+
+    cfg = load_config(overrides)
+    require_run_intent(cfg)
+    prepare(cfg)
+    teacher_embed(cfg)
+    train_stage(load_config(overrides + ["stage=supervised"]))
+    for round_index in range(1, int(cfg.noisy_student.rounds) + 1):
+        stage_cfg = load_config(overrides + [f"stage={stage_name(round_index)}"])
+        run_pseudo_label(stage_cfg)
+        train_stage(stage_cfg)
+    return run_export(cfg)
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    record = run_recipe(list(args.overrides))
+    print(record["model"])
+    return 0
+
+
+if __name__ == "__main__":
+    from infer.cli import main
+
+    sys.exit(main())

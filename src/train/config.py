@@ -1,0 +1,71 @@
+"""Compose the Hydra configuration and check what every run must state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from infer.frontend import FrontendSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REQUIRED_RUN_KEYS = ("goal", "hypothesis", "stop_condition")
+
+
+class RunIntentError(ValueError):
+    """A training run was started without stating its goal, hypothesis or stop condition."""
+
+
+def config_dir() -> Path:
+    """`conf/` of this checkout, or the folder named by PANTANAL_CONFIG_DIR."""
+    return Path(os.environ.get("PANTANAL_CONFIG_DIR", PROJECT_ROOT / "conf")).resolve()
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("PANTANAL_ROOT", PROJECT_ROOT)).resolve()
+
+
+if not OmegaConf.has_resolver("project_root"):
+    OmegaConf.register_new_resolver("project_root", lambda: str(project_root()))
+
+
+def load_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with command-line style `overrides`."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def require_run_intent(cfg: DictConfig) -> dict[str, str]:
+    """The run's goal, hypothesis and stop condition; raise naming every one that is missing."""
+    run = cfg.get("run") or {}
+    missing = [f"run.{key}" for key in REQUIRED_RUN_KEYS if OmegaConf.is_missing(run, key) or not str(run.get(key) or "").strip()]
+    if missing:
+        raise RunIntentError(
+            f"refusing to start a run without {', '.join(missing)}: state why the run exists, e.g. "
+            "run.goal='beat the champion on Site-22' run.hypothesis='teacher distillation helps frogs' "
+            "run.stop_condition='3 epochs without held-out improvement' (or set them in the experiment config)"
+        )
+    return {key: str(run[key]) for key in REQUIRED_RUN_KEYS}
+
+
+def frontend_spec(cfg: DictConfig) -> FrontendSpec:
+    return FrontendSpec.from_dict(OmegaConf.to_container(cfg.data.frontend, resolve=True))
+
+
+def stage_round(stage: str) -> int:
+    """0 for the supervised stage, k for Noisy Student round `ns<k>`."""
+    if stage == "supervised":
+        return 0
+    if stage.startswith("ns") and stage[2:].isdigit() and int(stage[2:]) >= 1:
+        return int(stage[2:])
+    raise ValueError(f"stage={stage!r} is not 'supervised' or 'ns<k>' (ns1, ns2, ...)")
+
+
+def stage_name(round_index: int) -> str:
+    return "supervised" if round_index == 0 else f"ns{round_index}"
+
+
+def stage_dir(cfg: DictConfig, stage: str | None = None) -> Path:
+    return Path(cfg.paths.experiment_dir) / (stage or cfg.stage.name)

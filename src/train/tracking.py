@@ -1,0 +1,70 @@
+"""MLflow bookkeeping for training stages: intent, config, provenance, lineage."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from harness.dvc_hash import directory_md5, git_commit
+from harness.registry import TAG, configure_tracking
+from train.config import project_root, require_run_intent
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(prefix: str, value, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def flat_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config as `dotted.key -> value` (MLflow params are capped at 6,000 characters)."""
+    out: dict[str, str] = {}
+    _flatten("", OmegaConf.to_container(cfg, resolve=True), out)
+    return {k: v[:6000] for k, v in out.items()}
+
+
+def data_version(cfg: DictConfig) -> str:
+    cache = Path(cfg.paths.output_dir) / ".data_hash_cache.json"
+    return directory_md5(cfg.data.root, cache)
+
+
+@contextlib.contextmanager
+def stage_run(cfg: DictConfig, stage: str, parent_run_id: str | None, lineage: list[dict]) -> Iterator[mlflow.ActiveRun]:
+    """Start the MLflow run of one stage, recording why it exists and where it came from.
+
+    Effects:
+        Sets tags (goal, hypothesis, stop condition, stage, experiment, git commit, data version,
+        parent run, lineage) and params (the resolved config) and logs `config.yaml`.
+    """
+    intent = require_run_intent(cfg)
+    configure_tracking(cfg.logger.tracking_uri, cfg.logger.experiment, cfg.logger.artifact_location)
+    tags = {
+        TAG.goal: intent["goal"],
+        TAG.hypothesis: intent["hypothesis"],
+        TAG.stop_condition: intent["stop_condition"],
+        TAG.stage: stage,
+        TAG.experiment: cfg.experiment_name,
+        TAG.model: cfg.model.name,
+        TAG.git_commit: git_commit(project_root()),
+        TAG.data_version: data_version(cfg),
+        TAG.data_root: str(cfg.data.root),
+        TAG.lineage: json.dumps(lineage),
+        TAG.teacher: str(cfg.teacher.name),
+    }
+    if parent_run_id:
+        tags[TAG.parent_run] = parent_run_id
+    with mlflow.start_run(run_name=f"{cfg.experiment_name}/{stage}", tags=tags) as run:
+        mlflow.log_params(flat_params(cfg))
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        log.info("MLflow run %s (%s/%s) at %s", run.info.run_id, cfg.experiment_name, stage, cfg.logger.tracking_uri)
+        yield run
