@@ -1,0 +1,1 @@
+"""Writers that serialise `FileScores`; none of them computes scores."""
