@@ -9,7 +9,7 @@ from pathlib import Path
 
 from infer.audio import AUDIO_EXTENSIONS, AudioDecodeError
 from infer.i18n import _
-from infer.loading import scorer_from_model
+from infer.loading import load_scorer
 from infer.outputs.detections import top_detections, write_detections
 from infer.outputs.submission import write_submission
 from infer.pipeline import DEFAULT_TTA_SHIFTS, ScoringConfig
@@ -47,7 +47,7 @@ def collect_audio(inputs: list[Path]) -> list[Path]:
 
 def run_infer(args: argparse.Namespace) -> int:
     config = ScoringConfig(tta_shifts=(0.0,) if args.no_tta else DEFAULT_TTA_SHIFTS)
-    scorer = scorer_from_model(args.model, config, args.taxonomy, args.threads)
+    scorer, _provenance = load_scorer(model=args.model, config=config, taxonomy_path=args.taxonomy, threads=args.threads)
     files = collect_audio(args.inputs)
     results, failures = [], []
     started = time.perf_counter()

@@ -1,0 +1,90 @@
+"""Time budget guard: project the run time from the first files and warn or stop early.
+
+Kaggle scores a submission only if it finishes within the limit (90 minutes of CPU for BirdCLEF),
+and a field laptop has a battery. After `sample_files` files the guard extrapolates the measured
+rate to the whole input and acts once: "warn" logs the projection, "stop" raises
+`BudgetExceeded` so no time is wasted on a run that cannot finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from infer.i18n import _
+
+log = logging.getLogger(__name__)
+
+BUDGET_ACTIONS = ("warn", "stop")
+
+
+class BudgetExceeded(RuntimeError):
+    """The projected run time exceeds the budget and the guard is set to stop."""
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """A projection made after the sample files.
+
+    Attributes:
+        files_done: Files measured.
+        elapsed_s: Seconds they took.
+        projected_s: Projected seconds for all files.
+        budget_s: The budget in seconds.
+    """
+
+    files_done: int
+    elapsed_s: float
+    projected_s: float
+    budget_s: float
+
+    @property
+    def files_per_minute(self) -> float:
+        return 60.0 * self.files_done / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    @property
+    def within_budget(self) -> bool:
+        return self.projected_s <= self.budget_s
+
+
+class BudgetGuard:
+    """Check once, after `sample_files` files, whether `total_files` fit in `budget_minutes`.
+
+    Args:
+        total_files: Files in the whole input.
+        budget_minutes: Allowed wall-clock minutes for the whole input.
+        sample_files: Files measured before projecting.
+        action: "warn" or "stop".
+    """
+
+    def __init__(self, total_files: int, budget_minutes: float = 90.0, sample_files: int = 5, action: str = "warn") -> None:
+        if action not in BUDGET_ACTIONS:
+            raise ValueError(f"budget action {action!r} is not one of {BUDGET_ACTIONS}")
+        if budget_minutes <= 0 or sample_files < 1:
+            raise ValueError("budget_minutes must be > 0 and sample_files >= 1")
+        self.total_files = total_files
+        self.budget_s = budget_minutes * 60.0
+        self.sample_files = sample_files
+        self.action = action
+        self.check: BudgetCheck | None = None
+
+    def after_file(self, files_done: int, elapsed_s: float) -> BudgetCheck | None:
+        """Record progress; return the projection when it is made (once), else None.
+
+        Raises:
+            BudgetExceeded: The projection exceeds the budget and the action is "stop".
+        """
+        if self.check is not None or files_done < min(self.sample_files, self.total_files):
+            return None
+        projected = elapsed_s / files_done * self.total_files
+        self.check = BudgetCheck(files_done, elapsed_s, projected, self.budget_s)
+        if self.check.within_budget:
+            log.info(_("projected time %.1f min for %d files (%.1f files/min), within the %.0f min budget"),
+                     projected / 60, self.total_files, self.check.files_per_minute, self.budget_s / 60)
+            return self.check
+        message = _("projected time %.1f min for %d files (%.1f files/min) exceeds the %.0f min budget") % (
+            projected / 60, self.total_files, self.check.files_per_minute, self.budget_s / 60)
+        if self.action == "stop":
+            raise BudgetExceeded(message + _("; stopping (use --budget-action warn to continue anyway)"))
+        log.warning(message)
+        return self.check
