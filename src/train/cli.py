@@ -103,7 +103,13 @@ def teacher_embed(cfg) -> dict | None:
     from train.teacher_cache import embed_manifests
 
     if not cfg.teacher.name:
+        # The stage still records its outcome, so a pipeline stage has an output either way.
+        from infer.atomic import atomic_write_text
+
         log.info("teacher=none: nothing to embed")
+        out = Path(cfg.paths.experiment_dir) / "teacher"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "mapping.json", json.dumps({"teacher": None}))
         return None
     manifests = load_manifests(Path(cfg.paths.manifest_dir))
     return embed_manifests(cfg, manifests, progress=lambda items: tqdm(items, desc=f"{cfg.teacher.name} embeddings", unit="file"))

@@ -18,11 +18,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import Dataset
 
 from harness.manifests import read_manifest
 from infer.audio import decode_mono
@@ -35,15 +34,17 @@ KIND_CODES = {"focal": KIND_FOCAL, "soundscape": KIND_SOUNDSCAPE, "pseudo": KIND
 
 
 @functools.lru_cache(maxsize=256)
-def _decoded(path: str, sample_rate: int) -> np.ndarray:
+def _decoded(path: str, sample_rate: int, size: int, mtime_ns: int) -> np.ndarray:
+    # Size and mtime are part of the key so that a file rewritten in place is decoded again.
     # TODO: for the full dataset, cache decoded float16 arrays on disk; decoding OGG on every epoch
     # costs more CPU than a B0 forward pass.
     return decode_mono(path, sample_rate)
 
 
 def read_window(path: str, start_s: float, sample_rate: int, window_samples: int) -> np.ndarray:
-    """`window_samples` of `path` from `start_s` at `sample_rate`, zero-padded past either end."""
-    audio = _decoded(path, sample_rate)
+    """Read `window_samples` of `path` from `start_s` at `sample_rate`, zero-padded past either end."""
+    stat = Path(path).stat()
+    audio = _decoded(path, sample_rate, stat.st_size, stat.st_mtime_ns)
     start = int(round(start_s * sample_rate))
     out = np.zeros(window_samples, dtype=np.float32)
     lo, hi = max(start, 0), min(start + window_samples, len(audio))
@@ -180,45 +181,6 @@ class WindowDataset(Dataset):
         weight = 0.3 + 0.4 * torch.rand(()).item()  # background at 30-70 % of the focal level
         mixed = (1 - weight) * wave + weight * background
         return mixed.astype(np.float32), np.maximum(target, self.background.targets[pick])
-
-
-class SEDDataModule(L.LightningDataModule):
-    """Train and held-out-site validation loaders for one stage.
-
-    Args:
-        train: Training windows (focal + labelled soundscape + pseudo-labelled).
-        heldout: Held-out-site windows (validation; never trained on).
-        batch_size: Batch size.
-        sample_rate: Audio rate.
-        window_samples: Window length.
-        augment: The stage's augment config.
-        teacher_embeddings: window_id to teacher embedding, for distillation.
-        background: Soundscape windows for background mixing.
-        num_workers: DataLoader workers.
-        seed: Seeds the sampler, so epochs are reproducible.
-    """
-
-    def __init__(self, train: WindowTable, heldout: WindowTable | None, batch_size: int, sample_rate: int,
-                 window_samples: int, augment: dict | None, teacher_embeddings: dict[str, np.ndarray] | None = None,
-                 teacher_dim: int = 0, background: WindowTable | None = None, num_workers: int = 0, seed: int = 0) -> None:
-        super().__init__()
-        self.train_set = WindowDataset(train, sample_rate, window_samples, augment, teacher_embeddings, teacher_dim, background)
-        self.val_set = WindowDataset(heldout, sample_rate, window_samples) if heldout is not None and len(heldout) else None
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
-
-    def train_dataloader(self) -> DataLoader:
-        weights = torch.as_tensor(self.train_set.table.sample_weights, dtype=torch.double)
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, drop_last=len(weights) > self.batch_size)
-
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
 
 def load_manifests(manifest_dir: Path) -> dict[str, pd.DataFrame]:

@@ -28,6 +28,7 @@ from infer.atomic import atomic_write_bytes, atomic_write_text
 from infer.member import INPUT_NAME, META_PREFIX, SCHEMA_VERSION, file_sha256, session_options, sigmoid
 from infer.taxonomy import Taxonomy
 from train.bn_recal import recalibrate_batchnorm
+from train.checkpoint import LoadedCheckpoint, load_checkpoint
 from train.config import stage_dir, stage_name
 from train.data import load_manifests, read_window
 from train.models.sed import ExportWrapper
@@ -77,7 +78,7 @@ def _batches(waves: np.ndarray, size: int):
             yield torch.from_numpy(batch)
 
 
-def metadata_props(cfg: DictConfig, module, taxonomy: Taxonomy, selection: Selection, run_id: str, bn_windows: int) -> dict[str, str]:
+def metadata_props(cfg: DictConfig, module: LoadedCheckpoint, taxonomy: Taxonomy, selection: Selection, run_id: str, bn_windows: int) -> dict[str, str]:
     chosen = selection.chosen
     return {
         "schema_version": SCHEMA_VERSION,
@@ -90,7 +91,7 @@ def metadata_props(cfg: DictConfig, module, taxonomy: Taxonomy, selection: Selec
         "checkpoint_sha256": chosen.sha256,
         "checkpoint_epoch": str(chosen.epoch),
         "experiment": cfg.experiment_name,
-        "model": module.hparams.model["name"],
+        "model": module.hparams["model"]["name"],
         "bn_recalibrated": "true",
         "bn_windows": str(bn_windows),
         "selection_rule": selection.rule,
@@ -134,8 +135,6 @@ def check_parity(path: Path, wrapper: torch.nn.Module, logmel: torch.Tensor, tol
 
 def run_export(cfg: DictConfig) -> dict:
     """Select, recalibrate, export and verify; log everything to the final stage's MLflow run."""
-    from train.module import SEDLitModule
-
     selection = select_for_export(cfg)
     chosen = selection.chosen
     log.info("selected %s epoch %d (score %s) by rule: %s", chosen.stage, chosen.epoch, chosen.score, selection.rule)
@@ -144,7 +143,7 @@ def run_export(cfg: DictConfig) -> dict:
     taxonomy = Taxonomy.from_csv(Path(cfg.data.root) / "taxonomy.csv")
 
     # BatchNorm recalibration on clean soundscape audio, then the export wrapper in eval mode
-    module = SEDLitModule.load_from_checkpoint(chosen.checkpoint, map_location="cpu")
+    module = load_checkpoint(chosen.checkpoint)
     clean = clean_soundscape_windows(cfg, int(cfg.export.bn_recalibration_windows))
     bn_windows = recalibrate_batchnorm(module.model, module.frontend, _batches(clean, int(cfg.data.batch_size)))
     wrapper = ExportWrapper(module.model).eval()

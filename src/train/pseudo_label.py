@@ -21,6 +21,7 @@ from infer.atomic import atomic_open, atomic_write_text
 from infer.member import sigmoid
 from infer.taxonomy import Taxonomy
 from infer.teacher import Teacher, map_to_taxonomy
+from train.checkpoint import load_checkpoint
 from train.config import stage_dir, stage_name, stage_round
 from train.data import KIND_PSEUDO, WindowTable, load_manifests, read_window
 from train.selector import Candidate, best_of_stage
@@ -56,17 +57,15 @@ def stage_candidates(cfg: DictConfig, stage: str) -> list[Candidate]:
 @torch.no_grad()
 def predict_windows(checkpoint: str, manifest: pd.DataFrame, batch_size: int = 16) -> np.ndarray:
     """Probabilities `[N, C]` of a checkpoint on manifest windows (no augmentation, eval mode)."""
-    from train.module import SEDLitModule
-
-    module = SEDLitModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    spec = module.frontend.spec
+    loaded = load_checkpoint(checkpoint)
+    spec = loaded.frontend.spec
     out = []
     rows = list(zip(manifest["path"], manifest["start_s"]))
     for begin in range(0, len(rows), batch_size):
         waves = np.stack([read_window(p, float(s), spec.sample_rate, spec.window_samples) for p, s in rows[begin : begin + batch_size]])
-        logits = module.model(module.frontend(torch.from_numpy(waves))).logits
+        logits = loaded.model(loaded.frontend(torch.from_numpy(waves))).logits
         out.append(torch.sigmoid(logits.float()).numpy())
-    return np.concatenate(out) if out else np.zeros((0, module.hparams.num_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, loaded.hparams["num_classes"]), np.float32)
 
 
 def _teacher_probabilities(cfg: DictConfig, manifest: pd.DataFrame, taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:

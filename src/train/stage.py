@@ -23,7 +23,8 @@ from infer.atomic import atomic_write_text
 from infer.member import file_sha256
 from infer.taxonomy import Taxonomy
 from train.config import frontend_spec, require_run_intent, stage_dir, stage_name, stage_round
-from train.data import SEDDataModule, WindowTable, hard_table, load_manifests
+from train.data import WindowTable, hard_table, load_manifests
+from train.datamodule import SEDDataModule
 from train.module import SEDLitModule
 from train.pseudo_label import load_pseudo_table
 from train.teacher_cache import load_teacher_embeddings

@@ -49,12 +49,14 @@ class TeacherCache:
         self.sample_rate = sample_rate
         self.window_samples = window_samples
         self._teacher: Teacher | None = None
-        self._audio_hashes: dict[str, str] = {}
+        self._audio_hashes: dict[tuple, str] = {}
 
     def _audio_hash(self, path: str) -> str:
-        if path not in self._audio_hashes:
-            self._audio_hashes[path] = file_sha256(path)
-        return self._audio_hashes[path]
+        stat = Path(path).stat()
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in self._audio_hashes:
+            self._audio_hashes[key] = file_sha256(path)
+        return self._audio_hashes[key]
 
     def entry_path(self, audio_path: str) -> Path:
         return self.folder / f"{self._audio_hash(audio_path)}_w{self.window_samples}.npz"

@@ -46,11 +46,11 @@ def test_export_parity_recorded(tiny_pipeline):
 
 def test_parity_check_fails_above_tolerance(tiny_pipeline, tmp_path):
     from train.export import ExportParityError, check_parity
+    from train.checkpoint import load_checkpoint
     from train.models.sed import ExportWrapper
-    from train.module import SEDLitModule
 
     checkpoint = tiny_pipeline["record"]["selection"]["chosen"]["checkpoint"]
-    module = SEDLitModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module = load_checkpoint(checkpoint)
     wrapper = ExportWrapper(module.model).eval()
     with torch.no_grad():
         module.model.head.classifier.bias += 3.0  # torch now disagrees with the exported file
