@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.dvc_hash import directory_md5
 from tests.conftest import EXTRA, MINI, PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -65,6 +66,9 @@ def test_dvc_reruns_only_what_changed(tmp_path):
     first = _repro(repo, env)
     assert first == ["prepare", "teacher_embed", "supervised", "ns1", "ns2", "export"]
     assert (repo / "outputs" / EXPERIMENT / "export" / "model.onnx").is_file()
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    data_dep = next(d for d in lock["stages"][f"prepare@{EXPERIMENT}"]["deps"] if d["path"] == str(MINI))
+    assert data_dep["md5"] == directory_md5(MINI)  # the data version runs record is DVC's own hash
 
     assert _repro(repo, env) == []
 

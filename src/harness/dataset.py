@@ -232,8 +232,8 @@ def _check_soundscapes(data: BirdCLEFData, known: set[str], report: DatasetRepor
     labelled = sorted(set(labels["filename"]))
     report.counts["labelled_soundscapes"] = len(labelled)
     report.counts["labelled_soundscapes_with_audio"] = sum(name in present for name in labelled)
-    # The published labels cover soundscapes of which a slice may be downloaded; audio that is
-    # absent only shrinks the labelled set, so it is a warning with names, not an error.
+    # A download may hold only some of the labelled soundscapes. Absent audio only shrinks the
+    # labelled set, so it is a warning with names, not an error.
     report.warn("labelled soundscapes whose audio is missing", [n for n in labelled if n not in present])
 
     no_site = [p.name for p in data.soundscapes if site_of(p.name, data.site_pattern) is None]

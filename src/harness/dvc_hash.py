@@ -1,7 +1,7 @@
 """Data version: the directory hash DVC records for a dataset folder.
 
 DVC hashes a folder as the md5 of a JSON listing of `{"md5": <file md5>, "relpath": <path>}`
-entries sorted by path, plus the suffix ".dir"; `dvc.lock` stores the same value for a stage that
+entries sorted by path, plus the suffix ".dir". `dvc.lock` stores the same value for a stage that
 depends on the folder, so a run's data version can be compared with the pipeline's. File hashes
 are cached by (size, mtime), as DVC's own state database does, so rehashing a large unchanged
 dataset costs only a `stat` per file.

@@ -36,7 +36,7 @@ MANIFEST_NAMES = ("focal", "soundscape_labelled", "heldout", "unlabelled")
 
 @dataclass
 class ManifestConfig:
-    """What goes where.
+    """Manifest settings.
 
     Attributes:
         window_seconds: Window length.

@@ -1,6 +1,6 @@
 """Log-mel front-end: one specification, computed here in numpy for inference.
 
-The same `FrontendSpec` drives the torch module in `train.frontend`; a parity test holds the two
+The same `FrontendSpec` drives the torch module in `train.frontend`; a parity test keeps the two
 within 1e-5 on real audio. Both compute the STFT, mel projection and log in float64 and cast the
 normalised result to float32, because float32 FFT rounding in near-silent bins moves the
 z-scored values by about 1e-4, well above the parity bound.

@@ -61,7 +61,7 @@ class MemberMetadata:
     extra: dict[str, str]
 
     def taxonomy(self) -> Taxonomy | None:
-        """The taxonomy rows embedded at export, if any."""
+        """Return the taxonomy rows embedded at export, or None."""
         rows = self.extra.get("taxonomy")
         if not rows:
             return None

@@ -41,14 +41,14 @@ class WindowChunk:
         return self.margin + shift_samples + np.arange(self.n_windows) * self.window_samples
 
     def windows(self, shift_samples: int = 0) -> np.ndarray:
-        """The windows themselves, `[n_windows, window_samples]`."""
+        """Return the windows themselves, `[n_windows, window_samples]`."""
         return np.stack([self.samples[s : s + self.window_samples] for s in self.starts(shift_samples)])
 
 
 class Windower:
     """Turn an iterable of mono blocks into `WindowChunk`s of up to `windows_per_chunk` windows.
 
-    After iteration, `total_samples` holds the decoded length and `n_windows` the window count.
+    After iteration, `total_samples` is the decoded length and `n_windows` the window count.
     """
 
     def __init__(self, window_samples: int, margin: int = 0, windows_per_chunk: int = 36) -> None:
@@ -70,7 +70,7 @@ class Windower:
         for block in blocks:
             self.total_samples += len(block)
             buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
-            # Emit whole chunks while the buffer holds them plus their right margin.
+            # Emit whole chunks while the buffer contains them plus their right margin.
             while len(buffer) >= (next_window * width - offset) + chunk_span + 2 * self.margin:
                 start = next_window * width - offset
                 yield self._chunk(next_window, self.windows_per_chunk, buffer[start : start + chunk_span + 2 * self.margin])

@@ -1,7 +1,7 @@
 """BatchNorm recalibration on clean, soundscape-like audio.
 
 Training statistics come from focal clips under mixup, SpecAugment and gain noise; the deployed
-model sees clean far-field soundscapes. Re-estimating the running mean and variance on clean
+model scores clean far-field soundscapes. Re-estimating the running mean and variance on clean
 soundscape windows (no augmentation, weights frozen) before every evaluation and export removes
 that shift at no training cost.
 """

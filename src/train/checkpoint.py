@@ -1,7 +1,7 @@
 """Load a stage checkpoint as plain torch modules, without importing Lightning.
 
-Pseudo-labelling and export only need the model and its front-end; importing Lightning costs
-about 5 s per command on a laptop CPU, which a DVC pipeline of many short commands pays each time.
+Pseudo-labelling and export only need the model and its front-end. Importing Lightning took
+about 5 s per command on a 2-core CPU, and a DVC pipeline of many short commands pays it each time.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def run_recipe(overrides: list[str]) -> dict:
-    """Every stage in order: prepare, teacher embed, supervised, `noisy_student.rounds` rounds, export."""
+    """Run every stage in order: prepare, teacher embed, supervised, `noisy_student.rounds` rounds, export."""
     from train.config import load_config, require_run_intent, stage_name
     from train.export import run_export
     from train.pseudo_label import run_pseudo_label

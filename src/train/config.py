@@ -38,7 +38,7 @@ def load_config(overrides: list[str] | None = None, config_name: str = "train") 
 
 
 def require_run_intent(cfg: DictConfig) -> dict[str, str]:
-    """The run's goal, hypothesis and stop condition; raise naming every one that is missing."""
+    """Return the run's goal, hypothesis and stop condition, or raise naming every missing one."""
     run = cfg.get("run") or {}
     missing = [f"run.{key}" for key in REQUIRED_RUN_KEYS if OmegaConf.is_missing(run, key) or not str(run.get(key) or "").strip()]
     if missing:

@@ -1,10 +1,10 @@
 """Select, recalibrate and export the shipped checkpoint to ONNX, then prove the export right.
 
-Steps: the deterministic selector picks a checkpoint of the final stage; BatchNorm statistics are
-re-estimated on clean soundscape windows; the model (without the distillation head) is exported
-with a dynamic batch axis; the metadata contract is written into the file; `onnx.checker` runs;
-ONNX Runtime and torch must agree on real windows within `export.parity_tolerance` on
-probabilities, or the export fails and no file is left behind.
+The deterministic selector picks a checkpoint of the final stage. BatchNorm statistics are then
+re-estimated on clean soundscape windows, and the model (without the distillation head) is
+exported with a dynamic batch axis. The metadata contract is written into the file and
+`onnx.checker` runs. Finally ONNX Runtime and torch must agree on real windows within
+`export.parity_tolerance` on probabilities, or the export fails and no file is left behind.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Torch log-mel front-end for training: the same `FrontendSpec` as `infer.frontend`, on the GPU.
 
 The STFT, mel projection and log run in float64 (as in the numpy implementation) and autocast is
-disabled inside, so the model sees the same input in training as in the field; a parity test on
-real audio holds the two within 1e-5.
+disabled inside, so the model gets the same input in training as in the field. A parity test on
+real audio keeps the two within 1e-5.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ def sed_loss(logits: torch.Tensor, frame_logits: torch.Tensor, targets: torch.Te
     """Clipwise BCE plus `frame_max_weight` times the BCE of the per-class maximum frame logit.
 
     The frame-max term makes at least one frame carry a present class, which keeps the framewise
-    output usable for localisation; soft targets (pseudo-labels, secondary labels) are allowed.
+    output usable for localisation. Soft targets (pseudo-labels, secondary labels) are allowed.
 
     Args:
         logits: `[B, K]` clipwise logits.

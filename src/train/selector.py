@@ -1,7 +1,7 @@
 """The deterministic checkpoint selector.
 
 Rule: the shipped checkpoint comes from the final self-trained stage, never an earlier one,
-whatever an intermediate score says (an earlier stage that scores higher on one small held-out
+whatever an intermediate score (an earlier stage that scores higher on one small held-out
 site is far more often noise than a better model, and shipping it would silently undo the
 self-training). Within the final stage: the best held-out-site score, rounded to `tie_decimals`;
 ties go to the later epoch. Missing scores (a held-out set without positives) tie, so the last
@@ -72,5 +72,5 @@ def select_checkpoint(candidates: list[Candidate], final_stage: str, tie_decimal
 
 
 def best_of_stage(candidates: list[Candidate], stage: str, tie_decimals: int = 6) -> Candidate:
-    """The within-stage rule alone: best score, ties to the later epoch (used for pseudo-labelling)."""
+    """Apply the within-stage rule alone: best score, ties to the later epoch (for pseudo-labelling)."""
     return select_checkpoint(candidates, stage, tie_decimals).chosen

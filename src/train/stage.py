@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def stage_config(cfg: DictConfig, stage: str) -> dict:
-    """The section of the config that governs `stage` (supervised or noisy_student)."""
+    """Return the config section that governs `stage` (supervised or noisy_student)."""
     section = cfg.supervised if stage_round(stage) == 0 else cfg.noisy_student
     return OmegaConf.to_container(section, resolve=True)
 

@@ -4,7 +4,7 @@ One `.npz` per (teacher, audio file, window length) under
 `<teacher_cache_dir>/<teacher id>/<audio sha256>_w<window samples>.npz`, holding the window starts,
 embeddings `[N, D]` (float32) and logits `[N, K]` (float16). The teacher id hashes the teacher's
 name, input rate and window and its model file, so a different teacher or model file, changed
-audio, or another window length each land in a new entry; windows missing from an entry are
+audio, or another window length each land in a new entry. Windows missing from an entry are
 computed and merged in, so new manifests reuse what was computed before.
 """
 

@@ -27,7 +27,7 @@ def _flatten(prefix: str, value, out: dict[str, str]) -> None:
 
 
 def flat_params(cfg: DictConfig) -> dict[str, str]:
-    """The resolved config as `dotted.key -> value` (MLflow params are capped at 6,000 characters)."""
+    """Flatten the resolved config to `dotted.key -> value`, each cut to MLflow's 6,000-character limit."""
     out: dict[str, str] = {}
     _flatten("", OmegaConf.to_container(cfg, resolve=True), out)
     return {k: v[:6000] for k, v in out.items()}

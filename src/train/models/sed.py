@@ -32,7 +32,7 @@ class SEDOutput:
 
 
 def create_backbone(name: str, pretrained_file: str | None, drop_rate: float, drop_path_rate: float, **kwargs) -> nn.Module:
-    """A timm feature extractor with one input channel.
+    """Create a timm feature extractor with one input channel.
 
     Weights come from `pretrained_file` (a local checkpoint, loaded through timm's
     `pretrained_cfg_overlay`, which adapts the 3-channel stem to 1 channel) or start random.
@@ -107,7 +107,7 @@ class GAPLinearModel(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """What ships: `logmel` in, `(logits, frame_logits)` out; the distillation head stays behind."""
+    """Exported module: `logmel` in, `(logits, frame_logits)` out, without the distillation head."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
