@@ -90,8 +90,6 @@ def registry_scenario(tiny_pipeline, second_run, tracking_uri, tmp_path_factory)
                                *NO_BAR)
     results["check"] = run_cli("registry", "check", *common)
     results["show"] = run_cli("registry", "show", "--json", *common)
-    results["dashboard_path"] = work / "dashboard.html"
-    results["dashboard"] = run_cli("dashboard", "--out", results["dashboard_path"], *common)
     return results
 
 
