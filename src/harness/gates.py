@@ -210,6 +210,8 @@ def evaluate_blend(candidate: OnnxMember, champion: list[OnnxMember], config: Ha
         AUC, and coverage gaps (when there are any, the first three are None).
     """
     taxonomy = taxonomy_for(candidate, None)
+    # NOTE: every member gets weight 1 (the BlendConfig default); blend weights tuned for a
+    # packaged champion bundle are not applied here.
     scoring = config.scoring_config()
     champion_scorer = Scorer(champion, taxonomy, scoring)
     blend_scorer = Scorer(champion + [candidate], taxonomy, scoring)

@@ -203,17 +203,7 @@ def decide(store, ledger: Ledger, run_id: str, decision: str, reason: str, confi
 
 def _new_entry(store, ledger: Ledger, run_id: str, decision: str, reason: str, config: HarnessConfig,
                reviewer: str | None, override: bool, recompute: bool) -> dict:
-    if decision not in DECISIONS:
-        raise LedgerError(f"decision {decision!r} is not one of {DECISIONS}")
-    reason = (reason or "").strip()
-    if not reason:
-        raise LedgerError("a decision needs a reason: pass --reason '...'")
-    if len(reason) > MAX_REASON_CHARS:
-        raise LedgerError(f"the reason has {len(reason)} characters; keep it under {MAX_REASON_CHARS}")
-    reviewer = (reviewer or default_reviewer()).strip()
-    if not reviewer:
-        raise LedgerError("no reviewer: pass --reviewer NAME or set `git config user.name`")
-
+    reason, reviewer = _checked_request(decision, reason, reviewer)
     proposal = current_proposal(store, ledger, run_id, config, recompute)
     overridden = decision == "promote" and not proposal.passed
     if overridden and not override:
@@ -250,6 +240,21 @@ def _new_entry(store, ledger: Ledger, run_id: str, decision: str, reason: str, c
     }
     entry["sha256"] = entry_sha256(entry)
     return entry
+
+
+def _checked_request(decision: str, reason: str, reviewer: str | None) -> tuple[str, str]:
+    """Validate a decision request; return the stripped reason and the reviewer's name."""
+    if decision not in DECISIONS:
+        raise LedgerError(f"decision {decision!r} is not one of {DECISIONS}")
+    reason = (reason or "").strip()
+    if not reason:
+        raise LedgerError("a decision needs a reason: pass --reason '...'")
+    if len(reason) > MAX_REASON_CHARS:
+        raise LedgerError(f"the reason has {len(reason)} characters; keep it under {MAX_REASON_CHARS}")
+    reviewer = (reviewer or default_reviewer()).strip()
+    if not reviewer:
+        raise LedgerError("no reviewer: pass --reviewer NAME or set `git config user.name`")
+    return reason, reviewer
 
 
 def update_champion(store, ledger: Ledger) -> dict:

@@ -108,7 +108,7 @@ def labelled_site_windows(
         SiteLabelsError: No labelled audio of the site exists, a label is not in the taxonomy, a
             labelled window is not one window of the grid, or one window has conflicting labels.
     """
-    from harness.dataset import load_dataset, parse_clock, site_of, split_labels
+    from harness.dataset import load_dataset, site_of
 
     data = load_dataset(data_root, site_pattern)
     present = {p.name: p for p in data.soundscapes}
@@ -121,27 +121,7 @@ def labelled_site_windows(
             f"({len(without_audio)} labelled file(s) without audio); check --data-root and --site"
         )
 
-    index = taxonomy.index()
-    targets: dict[str, np.ndarray] = {}
-    file_of: dict[str, str] = {}
-    problems: list[str] = []
-    for row in rows:
-        stem = Path(row.filename).stem
-        start, end = parse_clock(row.start), parse_clock(row.end)
-        position = start / window_seconds
-        if abs(end - start - window_seconds) > 1e-6 or abs(position - round(position)) > 1e-6:
-            problems.append(f"{row.filename} {row.start}-{row.end} is not one {window_seconds:g} s window of the grid")
-            continue
-        target = np.zeros(len(taxonomy), dtype=np.int8)
-        for label in split_labels(row.primary_label):
-            if label not in index:
-                problems.append(f"{row.filename} {row.start}-{row.end}: label {label!r} is not in the taxonomy")
-                continue
-            target[index[label]] = 1
-        rid = f"{stem}_{int(round(end))}"
-        if rid in targets and not np.array_equal(targets[rid], target):
-            problems.append(f"{row.filename} {row.start}-{row.end}: conflicting label rows for the same window")
-        targets[rid], file_of[rid] = target, row.filename
+    targets, file_of, problems = _window_targets(rows, taxonomy, window_seconds)
     if problems:
         raise SiteLabelsError(f"{len(problems)} problem(s) in the S{site} labels:\n  - " + "\n  - ".join(problems))
 
@@ -154,6 +134,34 @@ def labelled_site_windows(
         labels=np.stack([targets[rid] for rid in order]),
         without_audio=without_audio,
     )
+
+
+def _window_targets(rows: list, taxonomy: Taxonomy, window_seconds: float
+                    ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """Build the 0/1 targets and the file name of every labelled window by row id; list the problems found."""
+    from harness.dataset import parse_clock, split_labels
+
+    index = taxonomy.index()
+    targets: dict[str, np.ndarray] = {}
+    file_of: dict[str, str] = {}
+    problems: list[str] = []
+    for row in rows:
+        start, end = parse_clock(row.start), parse_clock(row.end)
+        position = start / window_seconds
+        if abs(end - start - window_seconds) > 1e-6 or abs(position - round(position)) > 1e-6:
+            problems.append(f"{row.filename} {row.start}-{row.end} is not one {window_seconds:g} s window of the grid")
+            continue
+        target = np.zeros(len(taxonomy), dtype=np.int8)
+        for label in split_labels(row.primary_label):
+            if label not in index:
+                problems.append(f"{row.filename} {row.start}-{row.end}: label {label!r} is not in the taxonomy")
+                continue
+            target[index[label]] = 1
+        rid = f"{Path(row.filename).stem}_{int(round(end))}"
+        if rid in targets and not np.array_equal(targets[rid], target):
+            problems.append(f"{row.filename} {row.start}-{row.end}: conflicting label rows for the same window")
+        targets[rid], file_of[rid] = target, row.filename
+    return targets, file_of, problems
 
 
 def header_windows(path: Path, window_seconds: float) -> int | None:
