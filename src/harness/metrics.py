@@ -50,7 +50,7 @@ def scored_classes(labels: np.ndarray) -> np.ndarray:
 
 
 def macro_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mean AUC over classes with a positive window; NaN only when no class has one.
+    """Mean AUC over classes with a positive window; NaN only when no class has a defined AUC.
 
     A class whose every window is positive has no negatives and no AUC; it is skipped as well.
     """
@@ -64,6 +64,8 @@ def macro_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 def group_macro_roc_auc(labels: np.ndarray, scores: np.ndarray, groups: list[str]) -> dict[str, float]:
     """Macro AUC within each group of classes (per taxon: Aves, Amphibia, Insecta, ...)."""
     aucs = per_class_roc_auc(labels, scores)
+    if len(groups) != len(aucs):
+        raise ValueError(f"{len(groups)} group names for {len(aucs)} classes; pass one group per class column")
     keep = scored_classes(labels) & ~np.isnan(aucs)
     groups_array = np.asarray(groups)
     result = {}
@@ -135,27 +137,59 @@ def bootstrap_macro_auc(
     width zero: the interval then says nothing, which is why the harness reports the file count.
     """
     labels, scores = _check_shapes(labels, scores)
+    # A class without positives in the full set has none in any resample: drop it once, up front.
+    keep = scored_classes(labels)
+    labels, scores = labels[:, keep], scores[:, keep]
+    values = [macro_roc_auc(labels[rows], scores[rows]) for rows in _file_resamples(files, len(labels), resamples, seed)]
+    return _interval(macro_roc_auc(labels, scores), values, confidence)
+
+
+def bootstrap_macro_auc_difference(
+    labels: np.ndarray, baseline: np.ndarray, candidate: np.ndarray, files: list[str],
+    resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> BootstrapInterval:
+    """Paired bootstrap of `macro_roc_auc(candidate) - macro_roc_auc(baseline)` over files.
+
+    Both score tables are evaluated on the same resampled files, so the spread measures the noise
+    of the difference itself, which is smaller than the spread of either score when the two
+    models err on the same windows.
+    """
+    labels, baseline = _check_shapes(labels, baseline)
+    _, candidate = _check_shapes(labels, candidate)
+    keep = scored_classes(labels)
+    labels, baseline, candidate = labels[:, keep], baseline[:, keep], candidate[:, keep]
+    values = [
+        macro_roc_auc(labels[rows], candidate[rows]) - macro_roc_auc(labels[rows], baseline[rows])
+        for rows in _file_resamples(files, len(labels), resamples, seed)
+    ]
+    estimate = macro_roc_auc(labels, candidate) - macro_roc_auc(labels, baseline)
+    return _interval(estimate, values, confidence)
+
+
+def _file_resamples(files: list[str], n_rows: int, resamples: int, seed: int):
+    """Row indices of `resamples` bootstrap draws of whole files, with replacement."""
     files_array = np.asarray(files)
+    if len(files_array) != n_rows:
+        raise ValueError(f"{len(files_array)} file names for {n_rows} windows; pass the file of every window")
     unique = np.unique(files_array)
     rows_of = [np.flatnonzero(files_array == f) for f in unique]
     rng = np.random.default_rng(seed)
-    values = []
     for _ in range(resamples):
         picked = rng.integers(0, len(unique), len(unique))
-        rows = np.concatenate([rows_of[i] for i in picked])
-        value = macro_roc_auc(labels[rows], scores[rows])
-        if not np.isnan(value):
-            values.append(value)
-    estimate = macro_roc_auc(labels, scores)
-    if not values:
+        yield np.concatenate([rows_of[i] for i in picked])
+
+
+def _interval(estimate: float, values: list[float], confidence: float) -> BootstrapInterval:
+    defined = [v for v in values if not np.isnan(v)]
+    if not defined:
         return BootstrapInterval(estimate, float("nan"), float("nan"), float("nan"), 0)
     tail = (1 - confidence) / 2 * 100
     return BootstrapInterval(
         estimate=estimate,
-        low=float(np.percentile(values, tail)),
-        high=float(np.percentile(values, 100 - tail)),
-        std=float(np.std(values)),
-        resamples=len(values),
+        low=float(np.percentile(defined, tail)),
+        high=float(np.percentile(defined, 100 - tail)),
+        std=float(np.std(defined)),
+        resamples=len(defined),
     )
 
 
@@ -166,4 +200,7 @@ def _check_shapes(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be equal-shaped [windows, classes]")
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or Inf")
+    # A soft target (0.5 for a secondary label) would silently count as a positive in the AUC.
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0 or 1; threshold soft targets (e.g. labels > 0.5) before scoring")
     return labels, scores

@@ -8,6 +8,7 @@ server through MLFLOW_TRACKING_URI). The reviewed decisions live in the git-trac
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,10 +33,42 @@ TAG = SimpleNamespace(
     decision_reviewer="pantanal.decision_reviewer",
     decision_date="pantanal.decision_date",
     decision_sha256="pantanal.decision_sha256",
+    decision_override="pantanal.decision_override",
+    decision_gates="pantanal.decision_gates",
+    proposal="pantanal.proposal",
+    # written by train.export on the final stage's run
+    export_sha256="pantanal.export_sha256",
+    export_stage="pantanal.export_stage",
+    model_version="pantanal.model_version",
 )
+
+
+class RunStoreError(LookupError):
+    """A run, artifact or tracking store the registry needs cannot be found."""
+
 
 REGISTERED_MODEL = "pantanal-sed"
 CHAMPION_ALIAS = "champion"
+
+# Artifact paths inside a run: the export (train.export), the harness report of a site, the
+# latest gate proposal and the recorded decision.
+EXPORT_MODEL_ARTIFACT = "export/model.onnx"
+EXPORT_PARITY_ARTIFACT = "export/parity.json"
+EXPORT_SELECTION_ARTIFACT = "export/selection.json"
+PROPOSAL_ARTIFACT = "registry/proposal.json"
+DECISION_ARTIFACT = "registry/decision.yaml"
+
+
+def harness_prefix(site: str) -> str:
+    """Metric and artifact prefix of the harness results for a site: "harness/S22"."""
+    return f"harness/S{site}"
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the SQLite file `mlruns/mlflow.db` of the project (as in conf/logger)."""
+    from harness.config import project_root
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
 
 
 def configure_tracking(tracking_uri: str, experiment: str, artifact_location: str | None = None) -> str:
