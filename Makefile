@@ -41,6 +41,10 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/lint-imports
 
+# Peak RSS of `pantanal infer` streaming a generated 24-hour recording (bench/stream_rss.py --help).
+bench: $(STAMP)
+	$(BIN)/python bench/stream_rss.py
+
 # Extract the field command's strings (and argparse's own), merge them into the pt-BR catalog,
 # compile it. Translate the new empty entries in the .po, then run this again.
 translations: $(STAMP)
