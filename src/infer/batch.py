@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -416,14 +417,18 @@ class BatchRunner:
 
 
 def _estimate_windows(files: list[Path], window_seconds: float) -> int:
-    # Headers only; files that cannot be probed count one window and fail later with a cause.
+    # Headers only. A truncated file counts what it can hold, and a file that cannot be probed
+    # counts one window (it fails later with a cause).
     total = 0
     for path in files:
         try:
-            seconds = probe(path).declared_seconds
+            info = probe(path)
         except AudioDecodeError:
-            seconds = None
-        total += max(1, int(-(-(seconds or 0) // window_seconds)))
+            total += 1
+            continue
+        known = [n for n in (info.declared_frames, info.readable_frames) if n is not None]
+        seconds = min(known) / info.sample_rate if known else 0.0
+        total += max(1, math.ceil(seconds / window_seconds))
     return total
 
 
@@ -446,7 +451,8 @@ def _concatenate(done: list[_Done], part: str, target: Path, header: str) -> Non
 
 
 def _repeated_row_ids(done: list[_Done]) -> int:
-    # Files with the same stem in different folders produce the same `<stem>_<end second>` ids.
+    # Files with the same stem (in different folders, or with different extensions) produce the
+    # same `<stem>_<end second>` ids.
     seen: set[str] = set()
     repeated = 0
     for item in done:

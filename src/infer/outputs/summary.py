@@ -57,7 +57,8 @@ class RunSummary:
         outputs: Run-level files written, relative to `out`.
         elapsed_s: Wall-clock seconds.
         stopped: Why the run stopped before the last file (time budget), else None.
-        repeated_row_ids: Submission row ids that appear more than once (files sharing a stem).
+        repeated_row_ids: Submission row ids that appear more than once (files sharing a stem,
+            such as `site_a/rec.wav` and `site_b/rec.wav`, or `rec.wav` and `rec.flac`).
     """
 
     outcomes: list[FileOutcome]
@@ -117,8 +118,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(_("Notes:"))
         lines.extend(f"  {o.file}: {note}" for o in noted for note in o.notes)
     if summary.repeated_row_ids:
-        lines.append(_("%d submission row id(s) repeat because files in different folders share a name; "
-                       "detections.csv names each file in full.") % summary.repeated_row_ids)
+        lines.append(_("%d submission row id(s) repeat because several files share a name without its "
+                       "extension; detections.csv names each file in full.") % summary.repeated_row_ids)
     if summary.outputs:
         lines.append(_("Outputs in %s: %s") % (summary.out, ", ".join(summary.outputs)))
     return "\n".join(lines) + "\n"
