@@ -24,7 +24,7 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,8 @@ class BatchRunner:
         self.scorer = scorer
         self.provenance = provenance
         self.options = options
-        self.scoring_fingerprint = parts.fingerprint({"model": provenance.sha256, "config": asdict(scorer.config)})
+        config = asdict(scorer.config) if is_dataclass(scorer.config) else repr(scorer.config)
+        self.scoring_fingerprint = parts.fingerprint({"model": provenance.sha256, "config": config})
 
     def run(self, files: list[Path]) -> RunSummary:
         """Process `files` in order and assemble the run-level outputs.
@@ -133,7 +134,10 @@ class BatchRunner:
         # reuse what a previous run completed
         if self.options.resume:
             for path in files:
-                reused = self._reuse(path, keys[path])
+                try:
+                    reused = self._reuse(path, keys[path])
+                except OSError as exc:
+                    raise _write_error(self.options.out, exc) from exc
                 if reused is not None:
                     results[path] = reused
         pending = [path for path in files if path not in results]
@@ -149,7 +153,7 @@ class BatchRunner:
         try:
             summary.repeated_row_ids = self._assemble(done, summary)
         except OSError as exc:
-            raise OutputWriteError(_("cannot write to %s: %s") % (self.options.out, exc.strerror or exc)) from exc
+            raise _write_error(self.options.out, exc) from exc
         summary.elapsed_s = time.monotonic() - started
         self._write_summary(summary)
         return summary
@@ -243,7 +247,7 @@ class BatchRunner:
                 "allow_truncated": self.options.allow_truncated, "error": error.code, "cause": error.cause,
             })
         except OSError as exc:
-            raise OutputWriteError(_("cannot write to %s: %s") % (self.options.out, exc.strerror or exc)) from exc
+            raise _write_error(self.options.out, exc) from exc
 
     def _score(self, path: Path, progress: Progress) -> tuple[FileScores, Spectrogram | None, bool]:
         info = probe(path)
@@ -413,7 +417,11 @@ class BatchRunner:
             atomic_write_text(out / "summary.txt", format_summary(summary))
             write_summary_json(out / "summary.json", summary)
         except OSError as exc:
-            raise OutputWriteError(_("cannot write to %s: %s") % (out, exc.strerror or exc)) from exc
+            raise _write_error(out, exc) from exc
+
+
+def _write_error(folder: Path, exc: OSError) -> OutputWriteError:
+    return OutputWriteError(_("cannot write to %s: %s") % (folder, exc.strerror or exc))
 
 
 def _estimate_windows(files: list[Path], window_seconds: float) -> int:
