@@ -23,7 +23,11 @@ WINDOW = 160000  # samples per 5 s window at 32 kHz
 
 
 def infer(*args: object) -> int:
-    return main(["infer", *map(str, args), "--no-progress"])
+    """Run `pantanal infer` in this process; English unless the arguments name a language."""
+    argv = ["infer", *map(str, args), "--no-progress"]
+    if "--lang" not in argv:
+        argv += ["--lang", "en"]
+    return main(argv)
 
 
 def read_json(path: Path) -> dict:
