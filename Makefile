@@ -11,7 +11,7 @@ DATA ?= ../shared/data/birdclef2026-mini
 SOUNDSCAPE := $(DATA)/train_soundscapes/BC2026_Train_0039_S22_20211231_201500.ogg
 DEMO_OUT := outputs/demo_b0
 
-.PHONY: install demo test bundle bench lint browser clean-outputs
+.PHONY: install demo test bundle bench lint browser translations clean-outputs
 
 # Reinstall whenever the declared dependencies change.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -40,6 +40,20 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
+
+# Peak RSS of `pantanal infer` streaming a generated 24-hour recording (bench/stream_rss.py --help).
+bench: $(STAMP)
+	$(BIN)/python bench/stream_rss.py
+
+# Extract the field command's strings (and argparse's own), merge them into the pt-BR catalog,
+# compile it. Translate the new empty entries in the .po, then run this again.
+translations: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output --width 100 -k _ -k ngettext:1,2 -o .pantanal.pot \
+		src/infer $$($(BIN)/python -c 'import argparse; print(argparse.__file__)')
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete --width 100 -i .pantanal.pot \
+		-d src/infer/locale -D pantanal -l pt_BR
+	$(BIN)/pybabel compile --statistics -d src/infer/locale -D pantanal
+	rm -f .pantanal.pot
 
 clean-outputs:
 	rm -rf outputs mlruns dvc.lock

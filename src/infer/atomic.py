@@ -21,6 +21,9 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file readable by its owner only. Outputs get the permissions of any
+        # new file under the process umask instead, so a results folder can be shared.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         binary = "b" in mode
         with os.fdopen(
             descriptor, mode, encoding=None if binary else encoding, newline=None if binary else newline
@@ -33,6 +36,13 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; restore it at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

@@ -11,7 +11,7 @@ shifts of the chunk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,8 +137,13 @@ class Scorer:
     def window_seconds(self) -> float:
         return self.window_samples / self.sample_rate
 
-    def score_file(self, path: Path | str) -> FileScores:
+    def score_file(self, path: Path | str, on_block: Callable[[np.ndarray], None] | None = None) -> FileScores:
         """Score every window of one file.
+
+        Args:
+            path: Audio file.
+            on_block: Called with every decoded mono block at `sample_rate`, in order (for
+                progress and spectrograms that must not hold the whole file).
 
         Raises:
             AudioDecodeError: The file cannot be decoded (the caller records it and goes on).
@@ -148,7 +153,8 @@ class Scorer:
         windower = Windower(self.window_samples, self.margin, self.config.windows_per_chunk)
         member_parts: dict[str, list[np.ndarray]] = {m.name: [] for m in self.members}
         teacher_parts: list[np.ndarray] = []
-        for chunk in windower.chunks(stream.blocks()):
+        blocks = stream.blocks() if on_block is None else _observed(stream.blocks(), on_block)
+        for chunk in windower.chunks(blocks):
             for name, probabilities in self._score_chunk_members(chunk):
                 member_parts[name].append(probabilities)
             if self.teacher is not None:
@@ -210,6 +216,12 @@ class Scorer:
         if self.config.blend.mode == "rank":
             scores = [to_ranks(s) for s in scores]
         return weighted_mean(scores, weights, coverage)
+
+
+def _observed(blocks: Iterable[np.ndarray], on_block: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    for block in blocks:
+        on_block(block)
+        yield block
 
 
 def _common_grid(specs: list[FrontendSpec]) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -20,17 +21,25 @@ def submission_rows(scores: FileScores) -> Iterable[list[str]]:
         yield [rid] + [FLOAT_FORMAT.format(float(v)) for v in row]
 
 
+def write_submission_rows(handle: IO[str], scores: FileScores) -> int:
+    """Append one file's rows (no header) to an open text file; return the number of rows."""
+    writer = csv.writer(handle, lineterminator="\n")
+    count = 0
+    for row in submission_rows(scores):
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def write_submission_header(handle: IO[str], labels: list[str]) -> None:
+    csv.writer(handle, lineterminator="\n").writerow(["row_id"] + labels)
+
+
 def write_submission(path: Path, labels: list[str], files: Iterable[FileScores]) -> int:
     """Write the submission CSV atomically; return the number of rows."""
-    count = 0
     with atomic_open(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["row_id"] + labels)
-        for scores in files:
-            for row in submission_rows(scores):
-                writer.writerow(row)
-                count += 1
-    return count
+        write_submission_header(handle, labels)
+        return sum(write_submission_rows(handle, scores) for scores in files)
 
 
 def read_submission(path: Path) -> tuple[list[str], list[str], np.ndarray]:
