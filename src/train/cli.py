@@ -19,6 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
+from infer.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -103,6 +105,10 @@ def teacher_embed(cfg) -> dict | None:
     from train.teacher_cache import embed_manifests
 
     if not cfg.teacher.name:
+        # The DVC stage declares this folder as its output, so it exists even when empty.
+        out = Path(cfg.paths.experiment_dir) / "teacher"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "mapping.json", json.dumps({"teacher": None}, indent=2))
         log.info("teacher=none: nothing to embed")
         return None
     manifests = load_manifests(Path(cfg.paths.manifest_dir))
