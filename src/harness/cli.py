@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("harness.package", "harness.checklist")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
