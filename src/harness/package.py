@@ -4,8 +4,10 @@
         --teacher birdnet_v24 --out bundle/
 
 Each CNN member's registry decision (ledger, else MLflow tag) is recorded in the manifest;
-`--require-promoted` rejects members that are not promoted. The bundle format and its checks
-live in `infer.bundle`, so the field command verifies exactly what this command writes.
+`--require-promoted` rejects members that are not promoted. `--quantize int8` packages int8 copies
+of the members only if the held-out-site gate in `harness.quantize` allows them. The bundle format
+and its checks live in `infer.bundle`, so the field command verifies exactly what this command
+writes.
 """
 
 from __future__ import annotations

@@ -222,7 +222,9 @@ def _stage_bundle(
         teacher_weight=weight if teacher is not None else 0.0,
     )
     manifest = {**build_manifest(entries, taxonomy, config, mapping), **sections}
-    atomic_write_text(staging / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(staging / MANIFEST_NAME, manifest)
+    # mkdtemp creates the folder for its owner only; a bundle is meant to be shared.
+    staging.chmod(0o755)
     return manifest
 
 
@@ -319,8 +321,13 @@ def update_manifest(folder: Path, **sections: object) -> str:
     path = Path(folder) / MANIFEST_NAME
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest.update(sections)
-    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(path, manifest)
     return file_sha256(path)
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    path.chmod(0o644)  # the atomic writer's temporary file is readable by its owner only
 
 
 # Reading and verification
