@@ -301,12 +301,12 @@ class Scorer:
             on_error: Called with each file that cannot be decoded; that file then yields nothing.
                 None raises the error instead.
         """
-        outputs = self.iter_member_outputs(paths, on_error)
-        if self.config.blend.mode == "rank":
-            yield from self.finish(list(outputs))
-            return
-        for output in outputs:
-            yield self.finish([output])[0]
+        with closing(self.iter_member_outputs(paths, on_error)) as outputs:
+            if self.config.blend.mode == "rank":
+                yield from self.finish(list(outputs))
+                return
+            for output in outputs:
+                yield self.finish([output])[0]
 
     def member_outputs(self, path: Path | str) -> MemberOutputs:
         """Pass 1 on one file: every member's TTA-averaged probabilities.
@@ -325,20 +325,21 @@ class Scorer:
         if self.config.prefetch_chunks > 0:
             items = in_background(items, self.config.prefetch_chunks)
         open_file: dict[int, tuple[list[dict[str, np.ndarray]], list[np.ndarray]]] = {}
-        for item in items:
-            if isinstance(item, _FileFailed):
-                open_file.pop(item.file_index, None)
-                if on_error is None:
-                    raise item.error
-                on_error(item.error)
-            elif isinstance(item, PreparedChunk):
-                member_parts, teacher_parts = open_file.setdefault(item.file_index, ([], []))
-                member_parts.append(self._run_members(item))
-                if item.teacher_input is not None:
-                    teacher_parts.append(self._run_teacher(item))
-            else:
-                member_parts, teacher_parts = open_file.pop(item.file_index, ([], []))
-                yield self._collect(item, member_parts, teacher_parts)
+        with closing(items):  # stops the prefetch thread when the caller stops early
+            for item in items:
+                if isinstance(item, _FileFailed):
+                    open_file.pop(item.file_index, None)
+                    if on_error is None:
+                        raise item.error
+                    on_error(item.error)
+                elif isinstance(item, PreparedChunk):
+                    member_parts, teacher_parts = open_file.setdefault(item.file_index, ([], []))
+                    member_parts.append(self._run_members(item))
+                    if item.teacher_input is not None:
+                        teacher_parts.append(self._run_teacher(item))
+                else:
+                    member_parts, teacher_parts = open_file.pop(item.file_index, ([], []))
+                    yield self._collect(item, member_parts, teacher_parts)
 
     def finish(self, outputs: list[MemberOutputs]) -> list[FileScores]:
         """Pass 2 on a file set: blend (rank mode ranks over the whole set), then post-process each file."""

@@ -15,7 +15,7 @@ def test_weighted_mean_uses_weights():
 
 def test_weighted_mean_renormalises_over_coverage():
     cnn = np.array([[0.2, 0.4, 0.6]], np.float32)
-    teacher = np.array([[1.0, 0.0, 0.9]], np.float32)  # it sees classes 0 and 2 only
+    teacher = np.array([[1.0, 0.0, 0.9]], np.float32)  # it scores classes 0 and 2 only
     visible = np.array([True, False, True])
     blended = weighted_mean([cnn, teacher], [1.0, 1.0], [None, visible])
     np.testing.assert_allclose(blended, [[0.6, 0.4, 0.75]], rtol=1e-6)
@@ -75,7 +75,7 @@ def test_rank_blend_ranks_over_the_file_set():
     quiet = np.array([[0.1], [0.2]], np.float32)
     loud = np.array([[0.8], [0.9]], np.float32)
     together = blend_file_set([[quiet], [loud]], [1.0], [None], "rank")
-    # Over the set, the quiet file holds the two lowest of four ranks.
+    # Over the set, the quiet file gets the two lowest of four ranks.
     np.testing.assert_allclose(together[0][:, 0], [0.0, 1 / 3], rtol=1e-6)
     np.testing.assert_allclose(together[1][:, 0], [2 / 3, 1.0], rtol=1e-6)
     alone = blend_file_set([[quiet]], [1.0], [None], "rank")

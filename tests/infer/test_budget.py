@@ -30,7 +30,8 @@ def test_startup_counts_once():
 def test_projects_early_when_the_budget_is_already_spent():
     guard = BudgetGuard(1000, budget_minutes=1, sample_files=50, action="warn")
     check = guard.after_file(3, 61.0)
-    assert check is not None and check.files_done == 3
+    assert check is not None
+    assert check.files_done == 3
 
 
 def test_empty_input_and_invalid_arguments():

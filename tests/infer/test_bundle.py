@@ -46,9 +46,12 @@ def test_manifest_records_members_and_settings(built):
     assert manifest["schema_version"] == "1"
     entries = {m["name"]: m for m in manifest["members"]}
     assert set(entries) == {"exp0", "exp1", "fake_teacher"}
-    assert entries["exp0"]["kind"] == "cnn" and entries["exp0"]["weight"] == 2.0
-    assert entries["exp0"]["decision"] == "promote" and entries["exp0"]["source_run_id"] == "run0"
-    assert entries["fake_teacher"]["kind"] == "teacher" and entries["fake_teacher"]["weight"] == 0.5
+    assert entries["exp0"]["kind"] == "cnn"
+    assert entries["exp0"]["weight"] == 2.0
+    assert entries["exp0"]["decision"] == "promote"
+    assert entries["exp0"]["source_run_id"] == "run0"
+    assert entries["fake_teacher"]["kind"] == "teacher"
+    assert entries["fake_teacher"]["weight"] == 0.5
     assert len(entries["fake_teacher"]["sha256"]) == 64
     assert manifest["scoring"]["blend"] == {"mode": "probability", "weights": {"exp0": 2.0, "exp1": 1.0}}
     assert manifest["scoring"]["teacher_weight"] == 0.5
