@@ -41,7 +41,8 @@ from harness.member_registry import MemberRegistry, default_ledger_dir, resolve_
 from infer.atomic import atomic_write_text
 from infer.audio import AudioDecodeError, probe
 from infer.budget import BudgetGuard
-from infer.bundle import BundleError, MemberEntry, open_bundle, update_manifest
+from infer.bundle import BundleError, MemberEntry, open_bundle
+from infer.bundle_writer import update_manifest
 from infer.command import collect_audio
 from infer.outputs.submission import read_submission, write_submission
 from infer.pipeline import FileScores, Scorer

@@ -6,8 +6,8 @@
 Each CNN member's registry decision (ledger, else MLflow tag) is recorded in the manifest;
 `--require-promoted` rejects members that are not promoted. `--quantize int8` packages int8 copies
 of the members only if the held-out-site gate in `harness.quantize` allows them. The bundle format
-and its checks live in `infer.bundle`, so the field command verifies exactly what this command
-writes.
+and its checks live in `infer.bundle` (writing in `infer.bundle_writer`), so the field command
+verifies exactly what this command writes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from harness.member_registry import PROJECT_ROOT, PROMOTE, MemberRegistry, default_ledger_dir, resolve_tracking_uri
 from harness.quantize import DEFAULT_TOLERANCE, calibration_logmels, int8_gate, quantize_member, site_labels
 from infer.blend import BLEND_MODES, BlendConfig
-from infer.bundle import BundleError, MemberSource, read_manifest, write_bundle
+from infer.bundle import BundleError, read_manifest
+from infer.bundle_writer import MemberSource, write_bundle
 from infer.member import OnnxMember
 from infer.pipeline import DEFAULT_TTA_SHIFTS, Scorer, ScoringConfig
 from infer.postproc import GATE_MODES, PostprocConfig

@@ -19,7 +19,8 @@ from harness.checklist import (
     run_checklist,
 )
 from harness.member_registry import RegistryEntry
-from infer.bundle import MemberEntry, MemberSource, read_manifest, write_bundle
+from infer.bundle import MemberEntry, read_manifest
+from infer.bundle_writer import MemberSource, write_bundle
 from infer.cli import main
 from infer.member import file_sha256
 from infer.pipeline import ScoringConfig

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from infer.bundle import BundleError, MemberSource, open_bundle, read_manifest, scorer_from_bundle, update_manifest, write_bundle
+from infer.bundle import BundleError, open_bundle, read_manifest, scorer_from_bundle
+from infer.bundle_writer import MemberSource, update_manifest, write_bundle
 from infer.loading import load_scorer
 from infer.member import OnnxMember
 from infer.pipeline import Scorer, ScoringConfig
