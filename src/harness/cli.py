@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-COMMAND_MODULES: tuple[str, ...] = ("harness.site_cli", "harness.registry_cli", "harness.dashboard")
+COMMAND_MODULES: tuple[str, ...] = (
+    "harness.site_cli",
+    "harness.registry_cli",
+    "harness.dashboard",
+    "harness.package",
+    "harness.checklist",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

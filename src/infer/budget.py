@@ -3,7 +3,8 @@
 Kaggle scores a submission only if it finishes within the limit (90 minutes of CPU for BirdCLEF),
 and a field laptop has a battery. After `sample_files` files the guard extrapolates the measured
 rate to the whole input and acts once: "warn" logs the projection, "stop" raises
-`BudgetExceeded` so no time is wasted on a run that cannot finish.
+`BudgetExceeded` so no time is wasted on a run that cannot finish. A run whose elapsed time passes
+the budget before the sample is complete is projected at that moment.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ class BudgetCheck:
 
     Attributes:
         files_done: Files measured.
-        elapsed_s: Seconds they took.
-        projected_s: Projected seconds for all files.
+        elapsed_s: Seconds they took (after start-up).
+        projected_s: Projected seconds for all files, start-up included.
         budget_s: The budget in seconds.
+        startup_s: Seconds spent before the first file (loading models), counted once.
     """
 
     files_done: int
     elapsed_s: float
     projected_s: float
     budget_s: float
+    startup_s: float = 0.0
 
     @property
     def files_per_minute(self) -> float:
@@ -55,18 +58,39 @@ class BudgetGuard:
         budget_minutes: Allowed wall-clock minutes for the whole input.
         sample_files: Files measured before projecting.
         action: "warn" or "stop".
+        startup_s: Seconds already spent before the first file (model loading), added to every
+            projection; `elapsed_s` passed to `after_file` counts from the first file.
     """
 
-    def __init__(self, total_files: int, budget_minutes: float = 90.0, sample_files: int = 5, action: str = "warn") -> None:
+    def __init__(
+        self, total_files: int, budget_minutes: float = 90.0, sample_files: int = 5, action: str = "warn",
+        startup_s: float = 0.0,
+    ) -> None:
         if action not in BUDGET_ACTIONS:
             raise ValueError(f"budget action {action!r} is not one of {BUDGET_ACTIONS}")
-        if budget_minutes <= 0 or sample_files < 1:
-            raise ValueError("budget_minutes must be > 0 and sample_files >= 1")
+        if budget_minutes <= 0 or sample_files < 1 or total_files < 0 or startup_s < 0:
+            raise ValueError(
+                f"expected budget_minutes > 0, sample_files >= 1, total_files >= 0 and startup_s >= 0; got "
+                f"{budget_minutes}, {sample_files}, {total_files} and {startup_s}"
+            )
         self.total_files = total_files
         self.budget_s = budget_minutes * 60.0
         self.sample_files = sample_files
         self.action = action
+        self.startup_s = startup_s
         self.check: BudgetCheck | None = None
+
+    def projected_s(self, files_done: int, elapsed_s: float) -> float:
+        """Project the seconds for the whole input at the rate of the files done so far."""
+        if files_done <= 0:
+            return self.startup_s + elapsed_s
+        return self.startup_s + elapsed_s / files_done * self.total_files
+
+    def eta_s(self, files_done: int, elapsed_s: float) -> float | None:
+        """Estimate the seconds left at the rate so far, for a progress bar; None before the first file."""
+        if files_done <= 0:
+            return None
+        return max(0.0, elapsed_s / files_done * (self.total_files - files_done))
 
     def after_file(self, files_done: int, elapsed_s: float) -> BudgetCheck | None:
         """Record progress; return the projection when it is made (once), else None.
@@ -74,10 +98,12 @@ class BudgetGuard:
         Raises:
             BudgetExceeded: The projection exceeds the budget and the action is "stop".
         """
-        if self.check is not None or files_done < min(self.sample_files, self.total_files):
+        over_already = self.startup_s + elapsed_s > self.budget_s
+        sampled = files_done >= min(self.sample_files, self.total_files)
+        if self.check is not None or files_done <= 0 or not (sampled or over_already):
             return None
-        projected = elapsed_s / files_done * self.total_files
-        self.check = BudgetCheck(files_done, elapsed_s, projected, self.budget_s)
+        projected = self.projected_s(files_done, elapsed_s)
+        self.check = BudgetCheck(files_done, elapsed_s, projected, self.budget_s, self.startup_s)
         if self.check.within_budget:
             log.info(_("projected time %.1f min for %d files (%.1f files/min), within the %.0f min budget"),
                      projected / 60, self.total_files, self.check.files_per_minute, self.budget_s / 60)
@@ -88,3 +114,12 @@ class BudgetGuard:
             raise BudgetExceeded(message + _("; stopping (use --budget-action warn to continue anyway)"))
         log.warning(message)
         return self.check
+
+
+def format_eta(seconds: float | None) -> str:
+    """Format seconds as `h:mm:ss` (or `m:ss`) for a progress bar; "?" when unknown."""
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -9,17 +9,18 @@
    score, so a confident CNN false positive that the teacher rejects is damped. Classes the
    teacher cannot see are left alone.
 
-Every step maps [0, 1] into [0, 1] and can be switched off with a zero strength. The defaults are
-moderate starting points for the Site-22 harness to tune, not tuned values.
+Every step maps [0, 1] into [0, 1], is a public function that can be called on its own, and is
+switched off by a zero strength. The defaults are moderate starting points for the held-out-site
+harness to tune, not tuned values; `tuned_on` records the blend mode they assume.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from infer.blend import to_ranks
+from infer.blend import BLEND_MODES, to_ranks
 
 GATE_MODES = ("score", "rank")
 
@@ -59,8 +60,35 @@ class PostprocConfig:
             problems.append(f"teacher_gate={self.teacher_gate} must be in [0, 1]")
         if self.teacher_gate_mode not in GATE_MODES:
             problems.append(f"teacher_gate_mode={self.teacher_gate_mode!r} is not one of {GATE_MODES}")
+        if self.tuned_on not in BLEND_MODES:
+            problems.append(f"tuned_on={self.tuned_on!r} is not one of {BLEND_MODES}")
         if problems:
             raise ValueError("invalid post-processing: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> PostprocConfig:
+        """Build from a manifest section, rejecting unknown keys so a typo is not silently ignored."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown post-processing keys {unknown}; known keys are {sorted(names)}")
+        return cls(**values)
+
+
+def compatibility_problem(blend_mode: str, config: PostprocConfig | None) -> str | None:
+    """Why post-processing `config` does not fit a `blend_mode` blend, or None when it does."""
+    if config is None or config.tuned_on == blend_mode:
+        return None
+    return (
+        f"blend mode {blend_mode!r} feeds post-processing tuned on {config.tuned_on!r} scores "
+        f"(postproc.tuned_on={config.tuned_on!r}): the smoothing, genus and teacher-gate strengths "
+        f"were chosen for {config.tuned_on} values, not for {blend_mode} values. Set the blend mode to "
+        f"{config.tuned_on!r}, or tune the post-processing on {blend_mode} blends and record "
+        f"tuned_on={blend_mode!r}"
+    )
 
 
 def smooth_in_time(scores: np.ndarray, weight: float) -> np.ndarray:

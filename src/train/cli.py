@@ -19,6 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
+from infer.atomic import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -72,8 +74,6 @@ def cmd_data_check(args: argparse.Namespace) -> int:
                            progress=lambda items: tqdm(items, desc="opening audio", unit="file"))
     print(report.format())
     if args.json:
-        from infer.atomic import atomic_write_text
-
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
     return 0 if report.ok else 1
 
@@ -103,13 +103,11 @@ def teacher_embed(cfg) -> dict | None:
     from train.teacher_cache import embed_manifests
 
     if not cfg.teacher.name:
-        # The stage still records its outcome, so a pipeline stage has an output either way.
-        from infer.atomic import atomic_write_text
-
-        log.info("teacher=none: nothing to embed")
+        # The DVC stage declares this folder as its output, so it exists even when empty.
         out = Path(cfg.paths.experiment_dir) / "teacher"
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "mapping.json", json.dumps({"teacher": None}))
+        atomic_write_text(out / "mapping.json", json.dumps({"teacher": None}, indent=2))
+        log.info("teacher=none: nothing to embed")
         return None
     manifests = load_manifests(Path(cfg.paths.manifest_dir))
     return embed_manifests(cfg, manifests, progress=lambda items: tqdm(items, desc=f"{cfg.teacher.name} embeddings", unit="file"))
