@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from harness.member_registry import PROJECT_ROOT, PROMOTE, MemberRegistry, default_ledger_dir, resolve_tracking_uri
-from harness.quantize import DEFAULT_TOLERANCE, calibration_logmels, int8_gate, quantize_member, site_labels
+from harness.quantize import DEFAULT_TOLERANCE, calibration_logmels, int8_gate, quantize_member
 from infer.blend import BLEND_MODES, BlendConfig
 from infer.bundle import BundleError, read_manifest
 from infer.bundle_writer import MemberSource, write_bundle
@@ -188,7 +188,10 @@ def quantized_sources(
     weights = {m.name: s.weight for m, s in zip(fp32, sources)}
     config = dataclasses.replace(config, blend=BlendConfig(config.blend.mode, weights), teacher_weight=args.teacher_weight)
     teacher_model = Teacher(teacher) if teacher is not None else None
-    labels = site_labels(args.gate_data, args.gate_site, taxonomy)
+    from harness.dataset import DEFAULT_SITE_PATTERN
+    from harness.site_eval import labelled_site_windows
+
+    labels = labelled_site_windows(args.gate_data, args.gate_site, DEFAULT_SITE_PATTERN, taxonomy, 5.0)
     gate = int8_gate(Scorer(fp32, taxonomy, config, teacher_model), Scorer(int8, taxonomy, config, teacher_model),
                      labels, args.gate_tolerance)
     if gate["passed"]:

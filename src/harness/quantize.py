@@ -16,21 +16,20 @@ Runtime 1.32, 2 threads).
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.dataset import load_dataset, parse_clock, site_of, split_labels
 from harness.metrics import macro_roc_auc
 from infer.audio import decode_mono
 from infer.frontend import NumpyFrontend
 from infer.member import META_PREFIX, OnnxMember, file_sha256
 from infer.pipeline import Scorer
-from infer.taxonomy import Taxonomy
-from infer.windows import row_id
+
+if TYPE_CHECKING:
+    from harness.site_eval import LabelledWindows
 
 log = logging.getLogger(__name__)
 
@@ -109,58 +108,21 @@ def head_nodes(graph) -> list[str]:
     return [node.name for node in nodes[convolutions[-1] + 1 :]]
 
 
-@dataclass
-class SiteLabels:
-    """Labelled windows of one site, for the gate.
+def site_score(scorer: Scorer, windows: LabelledWindows) -> tuple[float, np.ndarray]:
+    """Score the labelled windows through the harness; return the macro ROC-AUC and scores `[N, C]`.
 
-    Attributes:
-        paths: Labelled soundscapes of the site that have audio.
-        row_ids: Row id of each labelled window `[N]`.
-        labels: 0/1 targets `[N, C]` in taxonomy order.
+    Raises:
+        ValueError: A labelled window was not scored (the coverage gaps are listed).
     """
+    from harness.site_eval import score_site  # its config reader loads OmegaConf, kept off `pantanal --help`
 
-    paths: list[Path]
-    row_ids: list[str]
-    labels: np.ndarray
-
-
-def site_labels(data_root: Path, site: str, taxonomy: Taxonomy, window_seconds: float = 5.0) -> SiteLabels:
-    """Read the labelled windows of `site` from the dataset's `train_soundscapes_labels.csv`."""
-    data = load_dataset(data_root)
-    by_name = {p.name: p for p in data.soundscapes}
-    index = taxonomy.index()
-    targets: dict[str, np.ndarray] = {}
-    paths: dict[str, Path] = {}
-    for row in data.soundscape_labels.itertuples(index=False):
-        if site_of(row.filename, data.site_pattern) != site or row.filename not in by_name:
-            continue
-        path = by_name[row.filename]
-        end = math.ceil(parse_clock(row.end) / window_seconds - 1e-9)
-        key = row_id(path.stem, end - 1, window_seconds)
-        target = targets.setdefault(key, np.zeros(len(taxonomy), np.float32))
-        for label in split_labels(row.primary_label):
-            if label in index:
-                target[index[label]] = 1.0
-        paths[row.filename] = path
-    if not targets:
-        raise ValueError(f"no labelled soundscape with audio from site {site} in {data_root}")
-    keys = list(targets)  # label-file order: file, then time
-    return SiteLabels(sorted(paths.values()), keys, np.stack([targets[k] for k in keys]))
+    site_scores = score_site(scorer, windows)
+    if not site_scores.coverage.ok:
+        raise ValueError("int8 gate: " + "; ".join(site_scores.coverage.gaps))
+    return macro_roc_auc(windows.labels, site_scores.scores), site_scores.scores
 
 
-def site_score(scorer: Scorer, labels: SiteLabels) -> tuple[float, np.ndarray]:
-    """Score the labelled windows; return the macro ROC-AUC of the final scores and the scores `[N, C]`."""
-    rows = {}
-    for result in scorer.score_files(labels.paths):
-        rows.update(zip(result.row_ids, result.scores))
-    missing = [r for r in labels.row_ids if r not in rows]
-    if missing:
-        raise ValueError(f"{len(missing)} labelled windows were not scored, e.g. {missing[0]}")
-    scores = np.stack([rows[r] for r in labels.row_ids])
-    return macro_roc_auc(labels.labels, scores), scores
-
-
-def int8_gate(fp32: Scorer, int8: Scorer, labels: SiteLabels, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, object]:
+def int8_gate(fp32: Scorer, int8: Scorer, labels: LabelledWindows, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, object]:
     """Compare the ensemble in float32 and int8 on the site; `passed` when |delta| < tolerance.
 
     With too few labelled classes the AUC is coarse, so the record also keeps the largest score

@@ -53,7 +53,7 @@ def test_birdnet_embed_and_logits_on_real_audio(birdnet, soundscape_windows):
 
 
 def test_birdnet_subwindows_cover_the_window(birdnet, soundscape_windows):
-    sub, per_window = birdnet._sub_windows(soundscape_windows, 32000)
+    sub, per_window = birdnet.cut_windows(soundscape_windows, 32000)
     assert per_window == 2  # 5 s covered by 3 s windows at 0 s and 2 s
     assert sub.shape == (4, 144000)
     direct = birdnet.logits(sub)
