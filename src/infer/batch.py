@@ -24,9 +24,13 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from infer.atomic import atomic_open, atomic_write_text
 from infer.audio import (
@@ -165,21 +169,43 @@ class BatchRunner:
         progress = Progress(len(pending), _estimate_windows(pending, self.scorer.window_seconds),
                             self.scorer.window_samples, enabled=self.options.progress)
         started = time.monotonic()
-        with progress:
-            for count, path in enumerate(pending, start=1):
-                results[path] = self._process(path, keys[path], progress)
+        with progress, closing(self._outcomes(pending, keys, progress)) as outcomes:
+            for count, (path, outcome) in enumerate(outcomes, start=1):
+                results[path] = outcome
                 if guard is None:
                     continue
                 try:
                     guard.after_file(count, time.monotonic() - started)
                 except BudgetExceeded as exc:
                     log.error("%s", exc)
-                    for rest in pending[count:]:
+                    for rest in (p for p in pending if p not in results):
                         results[rest] = FileOutcome(
                             str(rest), FAILED, keys[rest], error="not_processed",
                             cause=_("not processed: the run stopped early at the time budget"))
                     return str(exc)
         return None
+
+    def _outcomes(self, pending: list[Path], keys: dict[Path, str], progress: Progress) -> Iterator[tuple[Path, Any]]:
+        """Yield `(path, outcome)` for every pending file, scoring them as one stream.
+
+        `Scorer.score_files` decodes the next file while the models run on the current one. A
+        file that fails for a reason other than its audio (a bug) ends that stream: it is recorded
+        as an internal error and the stream restarts after it, so the batch still goes on.
+        """
+        remaining = list(pending)
+        while remaining:
+            run = _ScoringRun(self, remaining, progress)
+            try:
+                for path, outcome in run.outcomes(keys):
+                    yield path, outcome
+                return
+            except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not end a night's batch
+                culprit = run.first_unfinished()
+                log.exception("unexpected error while scoring %s", culprit)
+                progress.finish_file(0)
+                cause = _("unexpected error (%s: %s); please report it with the log above") % (type(exc).__name__, exc)
+                yield culprit, FileOutcome(str(culprit), FAILED, keys[culprit], error="internal", cause=cause)
+                remaining = remaining[remaining.index(culprit) + 1 :]
 
     # ---- one file
 
@@ -204,22 +230,17 @@ class BatchRunner:
         log.debug("%s: processing again (%s)", path, reason)
         return None
 
-    def _process(self, path: Path, key: str, progress: Progress) -> FileOutcome | _Done:
-        started = time.monotonic()
-        progress.start_file(path.name)
-        try:
-            scores, spectrogram, truncated = self._score(path, progress)
-        except AudioDecodeError as exc:
-            log.error(_("%s failed: %s"), path, exc.cause)
-            progress.finish_file(0)
-            self._record_failure(path, key, exc)
-            return FileOutcome(str(path), FAILED, key, error=exc.code, cause=exc.cause)
-        except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not end a night's batch
-            log.exception("unexpected error while scoring %s", path)
-            progress.finish_file(0)
-            cause = _("unexpected error (%s: %s); please report it with the log above") % (type(exc).__name__, exc)
-            return FileOutcome(str(path), FAILED, key, error="internal", cause=cause)
-        progress.finish_file(scores.n_windows)
+    def _failed(self, path: Path, key: str, error: AudioDecodeError) -> FileOutcome:
+        log.error(_("%s failed: %s"), path, error.cause)
+        self._record_failure(path, key, error)
+        return FileOutcome(str(path), FAILED, key, error=error.code, cause=error.cause)
+
+    def _completed(self, path: Path, key: str, scores: FileScores, spectrogram: Spectrogram | None,
+                   started: float) -> FileOutcome | _Done:
+        error = decoded_length_error(scores.info, scores.report)
+        truncated = error is not None and error.code == "truncated"
+        if error is not None and not (truncated and self.options.allow_truncated):
+            return self._failed(path, key, error)
 
         directory = self._directory(key)
         try:
@@ -248,27 +269,6 @@ class BatchRunner:
             })
         except OSError as exc:
             raise _write_error(self.options.out, exc) from exc
-
-    def _score(self, path: Path, progress: Progress) -> tuple[FileScores, Spectrogram | None, bool]:
-        info = probe(path)
-        error = declared_length_error(info)
-        if error is not None and not (error.code == "truncated" and self.options.allow_truncated):
-            raise error
-        builder = None
-        if "html" in self.options.formats:
-            builder = SpectrogramBuilder(self.scorer.sample_rate, info.declared_seconds)
-
-        def on_block(block) -> None:
-            progress.add_samples(len(block))
-            if builder is not None:
-                builder.add(block)
-
-        scores = self.scorer.score_file(path, on_block=on_block)
-        error = decoded_length_error(scores.info, scores.report)
-        truncated = error is not None and error.code == "truncated"
-        if error is not None and not (truncated and self.options.allow_truncated):
-            raise error
-        return scores, builder.finish() if builder is not None else None, truncated
 
     def _write_parts(
         self, path: Path, directory: Path, scores: FileScores, spectrogram: Spectrogram | None, truncated: bool,
@@ -418,6 +418,83 @@ class BatchRunner:
             write_summary_json(out / "summary.json", summary)
         except OSError as exc:
             raise _write_error(out, exc) from exc
+
+
+class _ScoringRun:
+    """One pass of `Scorer.score_files` over files, with the checks around it.
+
+    Headers are checked before a file enters the scorer (a truncated WAV is known before any
+    decoding); decode failures come back through `on_error`; the spectrogram and the progress
+    bar are fed from the decoded blocks.
+    """
+
+    def __init__(self, runner: BatchRunner, paths: list[Path], progress: Progress) -> None:
+        self.runner = runner
+        self.paths = paths
+        self.progress = progress
+        self.failures: dict[Path, AudioDecodeError] = {}
+        self.builders: dict[Path, SpectrogramBuilder | None] = {}
+        self.finished: set[Path] = set()
+        self.position = {path: index for index, path in enumerate(paths)}
+        self.started = time.monotonic()
+
+    def first_unfinished(self) -> Path:
+        return next(p for p in self.paths if p not in self.finished)
+
+    def outcomes(self, keys: dict[Path, str]) -> Iterator[tuple[Path, Any]]:
+        scorer = self.runner.scorer
+        scored = scorer.score_files(self._admitted(), on_error=self._on_error, observe=self._observe)
+        with closing(scored):
+            for scores in scored:
+                yield from self._flush_failures(keys, before=scores.path)
+                builder = self.builders.pop(scores.path, None)
+                self.progress.finish_file(scores.n_windows)
+                outcome = self.runner._completed(
+                    scores.path, keys[scores.path], scores, builder.finish() if builder else None, self.started)
+                self.finished.add(scores.path)
+                self.started = time.monotonic()
+                yield scores.path, outcome
+        yield from self._flush_failures(keys, before=None)
+
+    def _admitted(self) -> Iterator[Path]:
+        # Runs on the scorer's prefetch thread.
+        allow_truncated = self.runner.options.allow_truncated
+        for path in self.paths:
+            try:
+                info = probe(path)
+                error = declared_length_error(info)
+                if error is not None and not (error.code == "truncated" and allow_truncated):
+                    raise error
+            except AudioDecodeError as exc:
+                self.failures[path] = exc
+                continue
+            if "html" in self.runner.options.formats:
+                self.builders[path] = SpectrogramBuilder(self.runner.scorer.sample_rate, info.declared_seconds)
+            yield path
+
+    def _on_error(self, error: AudioDecodeError) -> None:
+        self.failures[error.path] = error
+
+    def _observe(self, path: Path) -> Callable[[np.ndarray], None]:
+        self.progress.start_file(path.name)
+        builder = self.builders.get(path)
+
+        def on_block(block: np.ndarray) -> None:
+            self.progress.add_samples(len(block))
+            if builder is not None:
+                builder.add(block)
+
+        return on_block
+
+    def _flush_failures(self, keys: dict[Path, str], before: Path | None) -> Iterator[tuple[Path, Any]]:
+        # Failures of files that come before `before` in input order (all of them when None).
+        limit = self.position[before] if before is not None else len(self.paths)
+        # `failures` grows on the prefetch thread; list() copies its keys in one step under the GIL.
+        for path in sorted(list(self.failures), key=self.position.__getitem__):
+            if self.position[path] < limit and path not in self.finished:
+                self.finished.add(path)
+                self.progress.finish_file(0)
+                yield path, self.runner._failed(path, keys[path], self.failures.pop(path))
 
 
 def _write_error(folder: Path, exc: OSError) -> OutputWriteError:

@@ -296,3 +296,27 @@ def test_same_stem_in_two_folders_keeps_both(tiny_pipeline, tmp_path):
     assert len(list((out / "raven").iterdir())) == 2
     assert {Path(d["file"]).parent.name for d in read_csv(out / "detections.csv")} == {"north", "south"}
     shutil.rmtree(out)
+
+
+def test_unexpected_error_fails_one_file_only(tiny_pipeline, tmp_path, monkeypatch):
+    from infer.pipeline import Scorer
+
+    card = tmp_path / "card"
+    for name in ("a", "b", "c"):
+        write(card / f"{name}.wav", tone(6.0, 32000), 32000)
+    original = Scorer._collect
+
+    def broken_for_b(self, item, member_parts, teacher_parts):
+        if item.path.name == "b.wav":
+            raise RuntimeError("simulated bug")
+        return original(self, item, member_parts, teacher_parts)
+
+    monkeypatch.setattr(Scorer, "_collect", broken_for_b)
+    out = tmp_path / "out"
+    rc = infer(card, "--model", tiny_pipeline["model"], "--out", out, "--format", "submission")
+    errors = read_csv(out / "errors.csv")
+    rows = read_csv(out / "submission.csv")
+    assert rc == 3
+    assert [(Path(e["file"]).name, e["error"]) for e in errors] == [("b.wav", "internal")]
+    assert "simulated bug" in errors[0]["cause"]
+    assert sorted({r["row_id"].rsplit("_", 1)[0] for r in rows}) == ["a", "c"]
