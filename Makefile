@@ -13,7 +13,7 @@ DEMO_OUT := outputs/demo_b0
 BUNDLE := bundle
 DEMO_MEMBERS := $(foreach exp,demo_b0 demo_b0_noteacher demo_v2s,outputs/$(exp)/export/model.onnx)
 
-.PHONY: install demo test bundle bench lint browser translations clean-outputs
+.PHONY: install demo dashboard test bundle bench lint browser translations clean-outputs
 
 # Reinstall whenever the declared dependencies change.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -23,15 +23,23 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
-# Supervised (BirdNET distillation) -> Noisy Student x2 -> select -> export, then field inference.
+# Supervised (BirdNET distillation) -> Noisy Student x2 -> select -> export -> Site-22 harness,
+# then field inference on the S22 soundscape.
 demo: $(STAMP)
-	dvc repro export@demo_b0
+	dvc repro harness@demo_b0
 	pantanal infer $(SOUNDSCAPE) --model $(DEMO_OUT)/export/model.onnx --out $(DEMO_OUT)/infer
 	@echo
 	@echo "Model:       $(DEMO_OUT)/export/model.onnx"
+	@echo "Harness:     $(DEMO_OUT)/harness/S22.json"
 	@echo "Submission:  $(DEMO_OUT)/infer/submission.csv"
 	@echo "Detections:  $(DEMO_OUT)/infer/detections.csv"
+	@echo "Report:      $(DEMO_OUT)/infer/report.html"
 	@echo "MLflow runs: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db"
+
+# The champion dashboard from MLflow and the decision ledger.
+dashboard: $(STAMP)
+	pantanal dashboard --out outputs/dashboard.html
+	@echo "Dashboard:   outputs/dashboard.html"
 
 # The demo ensemble: three CNN members (B0 distilled from BirdNET, B0 without a teacher, V2-S) and
 # the BirdNET V2.4 teacher, packaged into bundle/ and checked on the S22 soundscape. The checklist
