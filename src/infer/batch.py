@@ -423,9 +423,9 @@ class BatchRunner:
 class _ScoringRun:
     """One pass of `Scorer.score_files` over files, with the checks around it.
 
-    Headers are checked before a file enters the scorer (a truncated WAV is known before any
-    decoding); decode failures come back through `on_error`; the spectrogram and the progress
-    bar are fed from the decoded blocks.
+    Headers are checked before a file enters the scorer, so a truncated WAV is known before any
+    decoding. Decode failures come back through `on_error`, and the decoded blocks feed the
+    spectrogram and the progress bar.
     """
 
     def __init__(self, runner: BatchRunner, paths: list[Path], progress: Progress) -> None:

@@ -49,7 +49,7 @@ DEFAULT_TTA_SHIFTS = (-0.5, 0.0, 0.5)
 
 @dataclass
 class ScoringConfig:
-    """How files are scored.
+    """Scoring settings.
 
     Attributes:
         tta_shifts: Time shifts in seconds; each member's probabilities are averaged over them.
@@ -135,7 +135,7 @@ class FileScores:
         scores: Final scores `[W, C]` after blending and post-processing.
         member_scores: TTA-averaged probabilities `[W, C]` of each member before blending.
         teacher_scores: Teacher probabilities mapped to the taxonomy `[W, C]`, if a teacher ran.
-        info: What the header said.
+        info: The file's header values.
         report: What decoding found.
     """
 

@@ -49,7 +49,7 @@ class TeacherError(ValueError):
 
 @dataclass
 class TeacherSpec:
-    """Where a teacher lives and how to read it.
+    """Location and input format of a teacher model.
 
     Attributes:
         name: Short id, e.g. "birdnet_v24" or "perch_v2".
@@ -343,7 +343,7 @@ class _TFLiteBackend:
                 "a TFLite teacher needs ai-edge-litert: pip install 'pantanal[tflite]'"
             ) from exc
         self.spec = spec
-        # The interpreter runs on one thread unless told otherwise. Measured on an idle 2-core AMD
+        # The interpreter runs on one thread unless num_threads is set. Measured on an idle 2-core AMD
         # EPYC, two threads score 12 BirdNET windows in 0.31 s instead of 0.38 s.
         self._threads = threads or os.cpu_count() or 1
         self._factory = Interpreter
@@ -366,8 +366,8 @@ class _TFLiteBackend:
                 num_threads=self._threads,
                 experimental_preserve_all_tensors=preserve,
             )
-        # Measured with ai-edge-litert 2.3 and BirdNET V2.4 on 2 cores: the first invoke after
-        # allocating at batch 16 took about 20 s; one invoke at the model's own batch of 1 first
+        # Measured with ai-edge-litert 2.3 and BirdNET V2.4 on 2 cores, the first invoke after
+        # allocating at batch 16 took about 20 s. One invoke at the model's own batch of 1 first
         # brings the first batch-16 invoke down to about 1.4 s.
         interpreter.allocate_tensors()
         details = interpreter.get_input_details()[0]
