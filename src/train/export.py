@@ -95,9 +95,17 @@ def metadata_props(cfg: DictConfig, module: LoadedCheckpoint, taxonomy: Taxonomy
         "bn_recalibrated": "true",
         "bn_windows": str(bn_windows),
         "selection_rule": selection.rule,
-        "licence": str(cfg.export.licence),
+        "licence": export_licence(cfg),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def export_licence(cfg: DictConfig) -> str:
+    """Return the licence note of an export, with the teacher's licence when the recipe distilled from one."""
+    licence = str(cfg.export.licence)
+    if cfg.teacher.name:
+        licence += f"; distilled from {cfg.teacher.name}, licensed {cfg.teacher.get('licence') or 'unknown'}"
+    return licence
 
 
 def export_onnx(wrapper: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:

@@ -61,6 +61,9 @@ def stage_run(cfg: DictConfig, stage: str, parent_run_id: str | None, lineage: l
         TAG.lineage: json.dumps(lineage),
         TAG.teacher: str(cfg.teacher.name),
     }
+    if cfg.teacher.name:
+        # A model distilled from a teacher may inherit its licence terms, so the run records them.
+        tags["pantanal.teacher_licence"] = str(cfg.teacher.get("licence") or "unknown")
     if parent_run_id:
         tags[TAG.parent_run] = parent_run_id
     with mlflow.start_run(run_name=f"{cfg.experiment_name}/{stage}", tags=tags) as run:

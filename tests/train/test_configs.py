@@ -37,3 +37,13 @@ def test_phase0_baseline_settings():
     assert cfg.supervised.max_epochs == 6
     assert cfg.data.max_focal_clips == 3000
     assert cfg.noisy_student.rounds == 0
+
+
+def test_distilled_export_names_teacher_licence():
+    from train.export import export_licence
+
+    distilled = export_licence(load_config(["experiment=demo_b0"]))
+    plain = export_licence(load_config(["experiment=demo_b0_noteacher"]))
+    assert "CC BY-NC-SA 4.0" in distilled
+    assert "birdnet_v24" in distilled
+    assert "distilled" not in plain
