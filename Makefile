@@ -58,7 +58,7 @@ bundle: $(STAMP)
 bench: $(STAMP)
 	@test -f $(BUNDLE)/manifest.json || $(MAKE) bundle
 	$(BIN)/python bench/bench_inference.py --bundle $(BUNDLE) --int8 --json .bench/inference.json
-	$(BIN)/python bench/stream_rss.py
+	$(BIN)/python bench/stream_rss.py --model outputs/demo_b0/export/model.onnx
 
 # Headless Chromium for the report and dashboard tests (Debian's package; root or sudo).
 browser:
