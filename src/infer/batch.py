@@ -124,6 +124,7 @@ class BatchRunner:
         self.options = options
         config = asdict(scorer.config) if is_dataclass(scorer.config) else repr(scorer.config)
         self.scoring_fingerprint = parts.fingerprint({"model": provenance.sha256, "config": config})
+        self.progress_drawn = False
 
     def run(self, files: list[Path]) -> RunSummary:
         """Process `files` in order and assemble the run-level outputs.
@@ -168,6 +169,7 @@ class BatchRunner:
             guard = BudgetGuard(len(pending), self.options.budget_minutes, action=self.options.budget_action)
         progress = Progress(len(pending), _estimate_windows(pending, self.scorer.window_seconds),
                             self.scorer.window_samples, enabled=self.options.progress)
+        self.progress_drawn = progress.enabled
         started = time.monotonic()
         with progress, closing(self._outcomes(pending, keys, progress)) as outcomes:
             for count, (path, outcome) in enumerate(outcomes, start=1):
@@ -249,7 +251,9 @@ class BatchRunner:
             raise OutputWriteError(_("cannot write the outputs of %s to %s: %s") % (
                 path, directory, exc.strerror or exc)) from exc
         seconds = time.monotonic() - started
-        log.info(_("%s: %d window(s) scored in %.1f s"), path, scores.n_windows, seconds)
+        # With a progress bar on screen the per-file line is noise; the summary lists every file.
+        level = logging.DEBUG if self.progress_drawn else logging.INFO
+        log.log(level, _("%s: %d window(s) scored in %.1f s"), path, scores.n_windows, seconds)
         outcome = FileOutcome(str(path), PROCESSED, key, rows=scores.n_windows, notes=self._notes(record),
                               seconds=round(seconds, 3))
         return _Done(outcome, path, directory, record)

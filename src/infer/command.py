@@ -56,7 +56,7 @@ def add_infer_command(subparsers: argparse._SubParsersAction) -> None:
                         help=_("outputs to write, comma-separated: %s (default: all)") % ",".join(FORMATS))
     parser.add_argument("--top-k", type=int, default=3,
                         help=_("species listed per window in the detections, tables and report (default: 3)"))
-    parser.add_argument("--min-score", type=float, default=0.0,
+    parser.add_argument("--min-score", type=_decimal, default=0.0,
                         help=_("lowest score listed in the detections, tables and report, 0 to 1 (default: 0); "
                                "the submission CSV always has every score"))
     parser.add_argument("--species-list", type=Path, metavar="FILE",
@@ -153,6 +153,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
         problems.append(_("--no-tta applies to --model only; a bundle carries its own TTA settings"))
     if problems:
         raise UsageError("\n  ".join(problems))
+
+
+def _decimal(text: str) -> float:
+    """Parse a number written with a decimal point or, as in Portuguese, a decimal comma."""
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("not a number: %s") % text) from None
 
 
 def _formats(text: str) -> tuple[str, ...]:

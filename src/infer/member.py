@@ -151,6 +151,8 @@ class OnnxMember:
     def __init__(self, path: Path | str, threads: int | None = None, name: str | None = None) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
+        if self.path.is_dir():
+            raise FileNotFoundError(f"{self.path} is a folder, not an ONNX model file; a bundle folder goes with --bundle")
         if not self.path.is_file():
             raise FileNotFoundError(f"model file not found: {self.path}")
         try:

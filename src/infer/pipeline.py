@@ -32,6 +32,7 @@ import numpy as np
 from infer.audio import AudioDecodeError, AudioInfo, AudioStream, DecodeReport
 from infer.blend import BlendConfig, blend_file_set
 from infer.frontend import FrontendSpec, NumpyFrontend
+from infer.i18n import _
 from infer.member import OnnxMember, sigmoid
 from infer.postproc import PostprocConfig, compatibility_problem, genus_groups, postprocess
 from infer.prefetch import in_background
@@ -263,7 +264,7 @@ class Scorer:
         self.teacher_mapping: TeacherMapping | None = None
         if teacher is not None:
             self.teacher_mapping = map_to_taxonomy(teacher.labels, taxonomy)
-            log.info("teacher %s sees %d of %d classes", teacher.name, len(self.teacher_mapping.matched), len(taxonomy))
+            log.info(_("teacher %s sees %d of %d classes"), teacher.name, len(self.teacher_mapping.matched), len(taxonomy))
         self.genus_groups = genus_groups([t.genus for t in taxonomy.taxa])
         self.compute_seconds: dict[str, float] = {name: 0.0 for name in names}
         self._warn_about_config()
@@ -274,7 +275,7 @@ class Scorer:
             log.warning("%s", problem)
         postproc = self.config.postproc
         if self.teacher is None and postproc is not None and postproc.teacher_gate > 0:
-            log.info("no teacher member: teacher gating (strength %.2f) is skipped", postproc.teacher_gate)
+            log.debug("no teacher member: teacher gating (strength %.2f) is skipped", postproc.teacher_gate)
 
     @property
     def window_seconds(self) -> float:

@@ -14,14 +14,51 @@ This module imports nothing heavy at import time: `pantanal --help` must stay fa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from infer.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    # Imported when a command fails, not when the parser is built, to keep `pantanal --help` fast.
+    from harness.dataset import DatasetError
+    from infer.frontend import FrontendSpecError
+    from infer.member import ModelMetadataError
+    from infer.taxonomy import TaxonomyError
+    from infer.teacher import TeacherError
+    from train.config import ConfigError, RunIntentError
+    from train.export import ExportParityError, SaturatedModelError
+    from train.selector import SelectionError
+
+    return (DatasetError, FrontendSpecError, ModelMetadataError, TaxonomyError, TeacherError, ConfigError,
+            RunIntentError, ExportParityError, SaturatedModelError, SelectionError, FileNotFoundError)
+
+
+def reports_input_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Print one `error:` line and exit with status 2 for the input errors a user can fix.
+
+    The messages of these errors name the value and the fix, so a traceback only hides them;
+    `pantanal -v` logs it for debugging. Any other exception is a bug and keeps its traceback.
+    """
+    @functools.wraps(command)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except Exception as exc:
+            if not isinstance(exc, _input_errors()):
+                raise
+            log.debug("%s failed", command.__name__, exc_info=True)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper
 
 
 def _overrides(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +102,7 @@ def _config(args: argparse.Namespace):
     return load_config(args.overrides)
 
 
+@reports_input_errors
 def cmd_data_check(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -91,6 +129,7 @@ def prepare(cfg) -> dict:
     return build_manifests(cfg.data.root, cfg.paths.manifest_dir, config, cfg.data.site_pattern)
 
 
+@reports_input_errors
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     prepare(_config(args))
     return 0
@@ -113,11 +152,13 @@ def teacher_embed(cfg) -> dict | None:
     return embed_manifests(cfg, manifests, progress=lambda items: tqdm(items, desc=f"{cfg.teacher.name} embeddings", unit="file"))
 
 
+@reports_input_errors
 def cmd_teacher_embed(args: argparse.Namespace) -> int:
     teacher_embed(_config(args))
     return 0
 
 
+@reports_input_errors
 def cmd_train(args: argparse.Namespace) -> int:
     from train.stage import train_stage
 
@@ -125,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_input_errors
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from train.pseudo_label import run_pseudo_label
 
@@ -132,6 +174,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+@reports_input_errors
 def cmd_export(args: argparse.Namespace) -> int:
     from train.export import run_export
 
@@ -159,6 +202,7 @@ def run_recipe(overrides: list[str]) -> dict:
     return run_export(cfg)
 
 
+@reports_input_errors
 def cmd_recipe(args: argparse.Namespace) -> int:
     record = run_recipe(list(args.overrides))
     print(record["model"])

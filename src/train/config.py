@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from infer.frontend import FrontendSpec
@@ -31,10 +32,21 @@ if not OmegaConf.has_resolver("project_root"):
     OmegaConf.register_new_resolver("project_root", lambda: str(project_root()))
 
 
+class ConfigError(ValueError):
+    """The configuration cannot be composed from the given overrides."""
+
+
 def load_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """Compose `conf/<config_name>.yaml` with command-line style `overrides`."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides or []))
+    """Compose `conf/<config_name>.yaml` with command-line style `overrides`.
+
+    Raises:
+        ConfigError: An override names an unknown group, option or key, or does not parse.
+    """
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides or []))
+    except HydraException as exc:
+        raise ConfigError(f"invalid configuration {list(overrides or [])}: {exc} (configs are in {config_dir()})") from exc
 
 
 def require_run_intent(cfg: DictConfig) -> dict[str, str]:

@@ -42,6 +42,28 @@ class ExportParityError(RuntimeError):
     """ONNX Runtime and torch disagree beyond the tolerance."""
 
 
+class SaturatedModelError(RuntimeError):
+    """The model's logits on real audio are so large that every probability is 0 or 1."""
+
+
+def check_not_saturated(wrapper: torch.nn.Module, logmel: torch.Tensor, max_abs_logit: float) -> float:
+    """Raise unless the largest |logit| on `logmel` stays within `max_abs_logit`; return it.
+
+    A diverged training run or a BatchNorm recalibration on too little audio can push logits into
+    the thousands. Probabilities are then exactly 0 or 1, the ONNX parity check passes trivially,
+    and the ranking the metric needs is lost, so such a model is not exported.
+    """
+    with torch.no_grad():
+        largest = float(wrapper(logmel)[0].abs().max())
+    if largest > max_abs_logit:
+        raise SaturatedModelError(
+            f"logits reach {largest:.3g} on real windows (limit export.max_abs_logit={max_abs_logit:g}): the "
+            "probabilities are saturated. Check the training curves for divergence, give BatchNorm "
+            "recalibration more soundscape audio (data.extra_unlabelled) or raise export.bn_prior_windows"
+        )
+    return largest
+
+
 def final_stage(cfg: DictConfig) -> str:
     return stage_name(int(cfg.noisy_student.rounds))
 
@@ -153,7 +175,8 @@ def run_export(cfg: DictConfig) -> dict:
     # BatchNorm recalibration on clean soundscape audio, then the export wrapper in eval mode
     module = load_checkpoint(chosen.checkpoint)
     clean = clean_soundscape_windows(cfg, int(cfg.export.bn_recalibration_windows))
-    bn_windows = recalibrate_batchnorm(module.model, module.frontend, _batches(clean, int(cfg.data.batch_size)))
+    bn_windows = recalibrate_batchnorm(module.model, module.frontend, _batches(clean, int(cfg.data.batch_size)),
+                                       prior_windows=float(cfg.export.bn_prior_windows))
     wrapper = ExportWrapper(module.model).eval()
 
     # real windows for tracing and parity: held-out windows first, they are what the harness scores
@@ -164,6 +187,8 @@ def run_export(cfg: DictConfig) -> dict:
         probe = clean[:8]
     with torch.no_grad():
         logmel = module.frontend(torch.from_numpy(probe))
+
+    check_not_saturated(wrapper, logmel, float(cfg.export.max_abs_logit))
 
     out_dir = Path(cfg.paths.experiment_dir) / "export"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,31 @@ def test_recalibration_without_audio_is_an_error():
     model = create_model("b0_sed_tiny", num_classes=5)
     with pytest.raises(ValueError, match="no audio"):
         recalibrate_batchnorm(model, TorchFrontend(FrontendSpec()), [])
+
+
+def test_prior_shrinks_towards_trained_statistics():
+    torch.manual_seed(0)
+    frontend = TorchFrontend(FrontendSpec())
+    clean = [torch.randn(4, 160000) * 0.05]
+    trained_model = create_model("b0_sed_tiny", num_classes=5)
+    layer_index = 3
+    trained_mean = batchnorm_layers(trained_model)[layer_index].running_mean.clone()
+
+    pure = create_model("b0_sed_tiny", num_classes=5)
+    pure.load_state_dict(trained_model.state_dict())
+    recalibrate_batchnorm(pure, frontend, clean, prior_windows=0)
+    shrunk = create_model("b0_sed_tiny", num_classes=5)
+    shrunk.load_state_dict(trained_model.state_dict())
+    recalibrate_batchnorm(shrunk, frontend, clean, prior_windows=12)  # weight 4 / (4 + 12) = 0.25
+
+    expected = 0.25 * batchnorm_layers(pure)[layer_index].running_mean + 0.75 * trained_mean
+    torch.testing.assert_close(batchnorm_layers(shrunk)[layer_index].running_mean, expected)
+
+
+def test_failed_recalibration_keeps_trained_statistics():
+    model = create_model("b0_sed_tiny", num_classes=5)
+    before = [layer.running_var.clone() for layer in batchnorm_layers(model)]
+    with pytest.raises(ValueError):
+        recalibrate_batchnorm(model, TorchFrontend(FrontendSpec()), [], prior_windows=32)
+    for layer, var in zip(batchnorm_layers(model), before):
+        torch.testing.assert_close(layer.running_var, var)

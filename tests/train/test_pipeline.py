@@ -58,6 +58,21 @@ def test_parity_check_fails_above_tolerance(tiny_pipeline, tmp_path):
         check_parity(tiny_pipeline["model"], wrapper, torch.randn(2, 1, 128, 316), 1e-4)
 
 
+def test_saturated_model_is_not_exported(tiny_pipeline):
+    from train.checkpoint import load_checkpoint
+    from train.export import SaturatedModelError, check_not_saturated
+    from train.models.sed import ExportWrapper
+
+    module = load_checkpoint(tiny_pipeline["record"]["selection"]["chosen"]["checkpoint"])
+    wrapper = ExportWrapper(module.model).eval()
+    logmel = torch.randn(2, 1, 128, 316)
+    assert check_not_saturated(wrapper, logmel, 100.0) < 100.0
+    with torch.no_grad():
+        module.model.head.classifier.bias -= 5000.0
+    with pytest.raises(SaturatedModelError, match="export.max_abs_logit"):
+        check_not_saturated(wrapper, logmel, 100.0)
+
+
 def test_member_metadata_errors_are_listed_together(tiny_pipeline, tmp_path):
     model = onnx.load(str(tiny_pipeline["model"]))
     kept = [p for p in model.metadata_props if not p.key.endswith(("frontend", "stage", "classes"))]

@@ -1,0 +1,30 @@
+"""Training-side commands report input mistakes in one line with exit status 2, not a traceback."""
+
+import pytest
+
+from infer.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["data", "check", "/nonexistent/dataset"], "is not a folder"),
+        (["train", "experiment=no_such_experiment"], "Could not find 'experiment/no_such_experiment'"),
+        (["train", "experiment=demo_b0", "run.goal=null"], "without run.goal"),
+        (["export", "experiment=demo_b0", "paths.output_dir=/nonexistent/outputs"], "no checkpoint of the final stage"),
+    ],
+    ids=["missing dataset", "unknown experiment", "missing goal", "untrained export"],
+)
+def test_input_error_exits_2(argv, expected, capsys):
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ")
+    assert expected in error
+    assert "Traceback" not in error
+
+
+def test_folder_given_as_model_points_to_bundle(tmp_path):
+    from infer.member import OnnxMember
+
+    with pytest.raises(FileNotFoundError, match="--bundle"):
+        OnnxMember(tmp_path)
