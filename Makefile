@@ -13,7 +13,7 @@ DEMO_OUT := outputs/demo_b0
 BUNDLE := bundle
 DEMO_MEMBERS := $(foreach exp,demo_b0 demo_b0_noteacher demo_v2s,outputs/$(exp)/export/model.onnx)
 
-.PHONY: install demo dashboard test bundle bench lint browser translations clean-outputs
+.PHONY: install demo dashboard test bundle bench lint browser translations clean-outputs clean-runs
 
 # Reinstall whenever the declared dependencies change.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -80,5 +80,11 @@ translations: $(STAMP)
 	$(BIN)/pybabel compile --statistics -d src/infer/locale -D pantanal
 	rm -f .pantanal.pot
 
+# Generated models, reports and bundles. MLflow runs stay: the decision ledger in registry/
+# refers to them, and `pantanal registry check` would report every decided run as missing.
 clean-outputs:
-	rm -rf outputs mlruns dvc.lock
+	rm -rf outputs bundle dvc.lock
+
+# MLflow runs too (mlruns/); decisions already in registry/decisions/ then point at nothing.
+clean-runs: clean-outputs
+	rm -rf mlruns
