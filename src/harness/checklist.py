@@ -260,7 +260,7 @@ def run_checklist(
     startup_s = time.perf_counter() - started
     items = [CheckItem("bundle loads and every file matches its hash", PASS,
                        [f"manifest {loaded.manifest_sha256[:12]}, {len(loaded.entries)} members, "
-                        f"licences: {'; '.join(loaded.licences)}"]),
+                        f"licences: {' | '.join(loaded.licences)}"]),
              check_blend(scorer)]
 
     # Score every file (or the first max_files) through the field scorer and write the CSV.

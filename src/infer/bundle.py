@@ -327,5 +327,5 @@ def scorer_from_bundle(
         licences=bundle.licences,
     )
     log.info("bundle %s (%s): %s; licences: %s", bundle.folder, provenance.identifier,
-             ", ".join(f"{e.name} ({e.kind})" for e in bundle.entries), "; ".join(provenance.licences))
+             ", ".join(f"{e.name} ({e.kind})" for e in bundle.entries), " | ".join(provenance.licences))
     return scorer, provenance

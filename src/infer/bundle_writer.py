@@ -90,7 +90,7 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("bundle written to %s: %d member(s); licences: %s", out, len(manifest["members"]),
-             "; ".join(manifest["licences"]))
+             " | ".join(manifest["licences"]))
     return file_sha256(out / MANIFEST_NAME)
 
 
