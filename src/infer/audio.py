@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from infer.i18n import _
+from infer.i18n import _, decimal
 from infer.wavheader import read_declared_length
 
 log = logging.getLogger(__name__)
@@ -173,8 +173,8 @@ class AudioStream:
             seconds = self.report.decoded_frames / self.info.sample_rate
             raise AudioDecodeError(
                 self.path,
-                _("decoding failed after %.1f s of audio were read (%s); the file is probably truncated or damaged")
-                % (seconds, exc),
+                _("decoding failed after %s s of audio were read (%s); the file is probably truncated or damaged")
+                % (decimal(seconds, 1), exc),
                 code="decode_failed",
             ) from exc
         if pending is None:
@@ -355,7 +355,7 @@ def _truncated(info: AudioInfo, available_frames: int) -> AudioDecodeError:
 def format_duration(seconds: float) -> str:
     """`12.5 s` below a minute, else `H:MM:SS`."""
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{decimal(seconds, 1)} s"
     minutes, rest = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{rest:02d}"

@@ -41,7 +41,7 @@ from infer.audio import (
     probe,
 )
 from infer.budget import BudgetExceeded, BudgetGuard
-from infer.i18n import _, current_language
+from infer.i18n import _, current_language, decimal
 from infer.loading import Provenance
 from infer.outputs import parts
 from infer.outputs.audacity import write_audacity_labels
@@ -253,7 +253,7 @@ class BatchRunner:
         seconds = time.monotonic() - started
         # With a progress bar on screen the per-file line is noise; the summary lists every file.
         level = logging.DEBUG if self.progress_drawn else logging.INFO
-        log.log(level, _("%s: %d window(s) scored in %.1f s"), path, scores.n_windows, seconds)
+        log.log(level, _("%s: %d window(s) scored in %s s"), path, scores.n_windows, decimal(seconds, 1))
         outcome = FileOutcome(str(path), PROCESSED, key, rows=scores.n_windows, notes=self._notes(record),
                               seconds=round(seconds, 3))
         return _Done(outcome, path, directory, record)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from infer.i18n import _
+from infer.i18n import _, decimal
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,12 @@ class BudgetGuard:
         projected = self.projected_s(files_done, elapsed_s)
         self.check = BudgetCheck(files_done, elapsed_s, projected, self.budget_s, self.startup_s)
         if self.check.within_budget:
-            log.info(_("projected time %.1f min for %d files (%.1f files/min), within the %.0f min budget"),
-                     projected / 60, self.total_files, self.check.files_per_minute, self.budget_s / 60)
+            log.info(_("projected time %s min for %d files (%s files/min), within the %.0f min budget"),
+                     decimal(projected / 60, 1), self.total_files, decimal(self.check.files_per_minute, 1),
+                     self.budget_s / 60)
             return self.check
-        message = _("projected time %.1f min for %d files (%.1f files/min) exceeds the %.0f min budget") % (
-            projected / 60, self.total_files, self.check.files_per_minute, self.budget_s / 60)
+        message = _("projected time %s min for %d files (%s files/min) exceeds the %.0f min budget") % (
+            decimal(projected / 60, 1), self.total_files, decimal(self.check.files_per_minute, 1), self.budget_s / 60)
         if self.action == "stop":
             raise BudgetExceeded(message + _("; stopping (use --budget-action warn to continue anyway)"))
         log.warning(message)

@@ -68,6 +68,16 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return _translation.ngettext(singular, plural, count)
 
 
+def decimal(value: float, digits: int) -> str:
+    """`value` with `digits` decimals, written with a decimal comma in Portuguese.
+
+    For messages and the HTML report only: CSV, Raven and Audacity files keep the decimal point
+    that the programs reading them expect, whatever the language.
+    """
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if _language == "pt-BR" else text
+
+
 def _translate_argparse(translation: gettext.NullTranslations) -> None:
     # argparse looks its own words ("usage: ", "options", "show this help message and exit", its
     # error messages) up through module-level gettext functions bound at import, in the default

@@ -92,3 +92,19 @@ def test_portuguese_names_table_is_sourced():
         rows = list(csv.DictReader(handle))
     assert rows and all(row["common_name_pt_br"] and row["source"].startswith("http") for row in rows)
     assert len({row["scientific_name"] for row in rows}) == len(rows)
+
+
+def test_portuguese_messages_use_a_decimal_comma():
+    from infer.audio import format_duration
+
+    i18n.set_language("pt-BR")
+    assert i18n.decimal(2.54, 1) == "2,5"
+    assert format_duration(12.25) == "12,2 s"
+    assert "em 3,5 s" in i18n.ngettext(
+        "%d file: %d processed, %d skipped (outputs already complete), %d failed, in %s s",
+        "%d files: %d processed, %d skipped (outputs already complete), %d failed, in %s s", 2,
+    ) % (2, 2, 0, 0, i18n.decimal(3.46, 1))
+
+    i18n.set_language("en")
+    assert i18n.decimal(2.54, 1) == "2.5"
+    assert format_duration(12.25) == "12.2 s"

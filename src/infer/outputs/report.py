@@ -25,7 +25,7 @@ from typing import IO
 
 from infer.atomic import atomic_open
 from infer.audio import format_duration
-from infer.i18n import _, current_language
+from infer.i18n import _, current_language, decimal
 from infer.loading import Provenance
 from infer.outputs.detections import Detection
 from infer.outputs.spectrogram import Spectrogram
@@ -186,7 +186,7 @@ def _head() -> str:
 def _run_section(run: ReportRun, files_shown: int) -> str:
     counts = _("%d file(s) scored in this run, %d reused from a previous run, %d failed") % (
         run.processed, run.skipped, len(run.failures))
-    shown = _("Each window lists up to %d species scoring at least %.2f.") % (run.top_k, run.min_score)
+    shown = _("Each window lists up to %d species scoring at least %s.") % (run.top_k, decimal(run.min_score, 2))
     parts = [
         "<section id='summary'>" + _h(2, _("Run summary")),
         _p("%s: %s. %s. %s" % (_("Generated"), run.generated, counts, shown), "meta"),
@@ -200,7 +200,7 @@ def _run_section(run: ReportRun, files_shown: int) -> str:
 
 def _species_section(totals: _SpeciesTotals) -> str:
     rows = [
-        [_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _e(d.class_name), _num(windows), _num(files), _num(f"{best:.3f}")]
+        [_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _e(d.class_name), _num(windows), _num(files), _num(decimal(best, 3))]
         for d, windows, files, best in totals.rows()
     ]
     body = _table([_("Species"), _("Scientific name"), _("Class"), _("Windows"), _("Files"), _("Highest score")], rows) \
@@ -214,7 +214,7 @@ def _hidden_section(hidden: _SpeciesTotals, species_list: Path | None) -> str:
         return heading + _p(_("No species list was used; nothing was hidden.")) + "</section>\n"
     total = sum(hidden.windows.values())
     text = _("The species list %s hid %d detection(s).") % (species_list, total)
-    rows = [[_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _num(windows), _num(f"{best:.3f}")]
+    rows = [[_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _num(windows), _num(decimal(best, 3))]
             for d, windows, _files, best in hidden.rows()]
     table = _table([_("Species"), _("Scientific name"), _("Detections"), _("Highest score")], rows) if rows else ""
     return heading + _p(text) + table + "</section>\n"
@@ -268,9 +268,9 @@ def _strip(scores: FileScores, top: list[Detection | None], end: float) -> str:
     cells = []
     for window, d in enumerate(top):
         width = 100.0 * (scores.ends[window] - scores.starts[window]) / max(end, 1e-9)
-        label = f"{d.score:.2f} {d.common_name}" if d else "–"
+        label = f"{decimal(d.score, 2)} {d.common_name}" if d else "–"
         nothing = _("nothing above the minimum score")
-        description = f"{d.common_name} ({d.scientific_name}) {d.score:.3f}" if d else nothing
+        description = f"{d.common_name} ({d.scientific_name}) {decimal(d.score, 3)}" if d else nothing
         title = f"{scores.starts[window]:.0f}-{scores.ends[window]:.0f} s: {description}"
         cells.append(f"<div style='width:{width:.4f}%' title='{_e(title)}'>{_e(label)}</div>")
     return f"<div class='strip'>{''.join(cells)}</div>"
@@ -284,7 +284,7 @@ def _window_table(scores: FileScores, top: list[Detection | None]) -> str:
         if len(rows) == MAX_WINDOW_ROWS:
             break
         rows.append([_num(f"{scores.starts[window]:.0f}-{scores.ends[window]:.0f} s"), _e(d.common_name),
-                     f"<i>{_e(d.scientific_name)}</i>", _num(f"{d.score:.3f}")])
+                     f"<i>{_e(d.scientific_name)}</i>", _num(decimal(d.score, 3))])
     shown = sum(d is not None for d in top)
     note = ""
     if shown > len(rows):
@@ -295,7 +295,7 @@ def _window_table(scores: FileScores, top: list[Detection | None]) -> str:
 def _file_species(shown: list[Detection]) -> str:
     totals = _SpeciesTotals()
     totals.add(shown)
-    rows = [[_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _num(windows), _num(f"{best:.3f}")]
+    rows = [[_e(d.common_name), f"<i>{_e(d.scientific_name)}</i>", _num(windows), _num(decimal(best, 3))]
             for d, windows, _files, best in totals.rows()[:MAX_FILE_SPECIES]]
     if not rows:
         return _p(_("No detection passed the filters."))

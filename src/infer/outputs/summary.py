@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from infer.atomic import atomic_open, atomic_write_text
-from infer.i18n import _, ngettext
+from infer.i18n import _, decimal, ngettext
 
 ERROR_COLUMNS = ("file", "error", "cause")
 PROCESSED, SKIPPED, FAILED = "processed", "skipped", "failed"
@@ -100,9 +100,9 @@ def format_summary(summary: RunSummary) -> str:
     processed, skipped, failed = (summary.with_status(s) for s in (PROCESSED, SKIPPED, FAILED))
     total = len(summary.outcomes)
     lines = [
-        ngettext("%d file: %d processed, %d skipped (outputs already complete), %d failed, in %.1f s",
-                 "%d files: %d processed, %d skipped (outputs already complete), %d failed, in %.1f s", total)
-        % (total, len(processed), len(skipped), len(failed), summary.elapsed_s),
+        ngettext("%d file: %d processed, %d skipped (outputs already complete), %d failed, in %s s",
+                 "%d files: %d processed, %d skipped (outputs already complete), %d failed, in %s s", total)
+        % (total, len(processed), len(skipped), len(failed), decimal(summary.elapsed_s, 1)),
     ]
     if summary.stopped:
         lines.append(_("Stopped early: %s") % summary.stopped)
