@@ -38,3 +38,29 @@ def test_import_linter_contracts_hold():
     result = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "lint-imports")], cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+FIELD_INSTALL = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class ResearchLibrariesAbsent(MetaPathFinder):
+    # Stands in for a field install: the `train` extra's libraries are not there.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"pandas", "omegaconf", "hydra", "mlflow", "torch", "lightning", "sklearn"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, ResearchLibrariesAbsent())
+from infer.cli import main
+sys.exit(main(["registry", "show"]))
+"""
+
+
+def test_research_command_in_a_field_install_says_which_install_it_needs():
+    result = subprocess.run([sys.executable, "-c", FIELD_INSTALL], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "'pantanal registry' needs the research install" in result.stderr
+    assert "pip install 'pantanal[train]'" in result.stderr

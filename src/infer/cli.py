@@ -69,7 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        # Research subcommands import their libraries when they run, so `pantanal --help` stays
+        # fast; in a field install (no `train` extra) they fail here, and the user is told why.
+        if args.command == "infer" or not exc.name:
+            raise
+        print(_("error: 'pantanal %s' needs the research install, which this environment lacks "
+                "(module %s not found); install it with: pip install 'pantanal[train]'")
+              % (args.command, exc.name), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
