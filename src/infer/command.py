@@ -3,8 +3,8 @@
 Exit status:
 
 - 0: every file succeeded;
-- 1: the output folder became unwritable during the run;
-- 2: usage error (bad option, missing input, unwritable output folder, unloadable model);
+- 1: the output folder cannot be written (found before the run starts, or during it);
+- 2: usage error (bad option, missing input, unloadable model);
 - 3: some files failed (listed in errors.csv);
 - 4: the time budget stopped the run early;
 - 130: interrupted.
@@ -86,6 +86,9 @@ def run_infer(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(_("error: %s") % exc, file=sys.stderr)
         return EXIT_USAGE
+    except OutputWriteError as exc:
+        print(_("error: %s") % exc, file=sys.stderr)
+        return EXIT_FATAL
 
     log.info(_("%d audio file(s) found; outputs go to %s"), len(files), args.out)
     try:
@@ -207,11 +210,11 @@ def _audio_in(folder: Path) -> list[Path]:
 
 def _check_output_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise UsageError(_("the output folder %s is a file; choose a folder with --out") % out)
+        raise OutputWriteError(_("the output folder %s is a file; choose a folder with --out") % out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
-        raise UsageError(_("cannot write to the output folder %s (%s); choose another folder with --out") % (
+        raise OutputWriteError(_("cannot write to the output folder %s (%s); choose another folder with --out") % (
             out, exc.strerror or exc)) from exc
