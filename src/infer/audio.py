@@ -235,11 +235,19 @@ def probe(path: Path) -> AudioInfo:
                 readable_frames=handle.frames,
             )
     except sf.LibsndfileError as exc:
-        return _probe_av(path, exc.error_string.rstrip("."))
+        return _probe_av(path, _libsndfile_cause(path, exc.error_string.rstrip(".")))
     except (RuntimeError, OSError) as exc:
         return _probe_av(path, str(exc))
     _apply_header(info, size)
     return info
+
+
+def _libsndfile_cause(path: Path, message: str) -> str:
+    # libsndfile's MP3 reader reports data it cannot parse as "File does not exist or is not a
+    # regular file", which misleads when the file is right there: say what it means.
+    if message.startswith("File does not exist") and path.is_file():
+        return _("format not recognised")
+    return message
 
 
 def _apply_header(info: AudioInfo, file_size: int) -> None:

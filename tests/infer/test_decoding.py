@@ -152,3 +152,12 @@ def test_streamed_resampling_equals_one_block(monkeypatch):
 def test_extreme_rates_resample_to_model_rate(tmp_path, rate):
     path = write(tmp_path / f"r{rate}.wav", tone(1.5, rate), rate, subtype="PCM_16")
     assert abs(len(decode_mono(path, RATE)) - int(1.5 * RATE)) <= 1
+
+
+def test_text_renamed_mp3_is_not_called_missing(tmp_path):
+    fake = tmp_path / "notes.mp3"
+    fake.write_text("field notes, not a recording\n" * 20)
+    with pytest.raises(AudioDecodeError) as error:
+        probe(fake)
+    assert error.value.code == "unreadable"
+    assert "does not exist" not in error.value.cause
