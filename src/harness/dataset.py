@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import soundfile as sf
 
+from infer.audio import AudioDecodeError, declared_length_error, probe
 from infer.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SITE_PATTERN = r"_S(\d+)_"
 TRAIN_COLUMNS = ("primary_label", "secondary_labels", "filename")
 LABEL_COLUMNS = ("filename", "start", "end", "primary_label")
+REQUIRED_ENTRIES = ("taxonomy.csv", "train.csv")
+OPTIONAL_ENTRIES = ("train_audio/", "train_soundscapes/", "train_soundscapes_labels.csv")
 
 
 class DatasetError(ValueError):
@@ -62,8 +64,12 @@ class DatasetReport:
         return {"root": self.root, "ok": self.ok, "counts": self.counts, "errors": self.errors,
                 "warnings": self.warnings, "sites": self.sites}
 
-    def format(self, max_names: int = 10) -> str:
-        """Human-readable report: counts, then each problem with its count and first names."""
+    def format(self, max_names: int | None = 10) -> str:
+        """Human-readable report: counts, then each problem with its count and names.
+
+        Args:
+            max_names: Names shown per problem; None shows every one.
+        """
         lines = [f"dataset {self.root}"]
         lines += [f"  {key}: {value}" for key, value in self.counts.items()]
         if self.sites:
@@ -73,7 +79,9 @@ class DatasetReport:
             ))
         for title, group in (("ERROR", self.errors), ("WARNING", self.warnings)):
             for kind, names in group.items():
-                shown = ", ".join(names[:max_names]) + (f", ... ({len(names) - max_names} more)" if len(names) > max_names else "")
+                shown = ", ".join(names[:max_names])
+                if max_names is not None and len(names) > max_names:
+                    shown += f", ... ({len(names) - max_names} more: --all-names lists them, --json writes them)"
                 lines.append(f"{title} {kind} ({len(names)}): {shown}")
         lines.append("OK" if self.ok else f"{sum(len(v) for v in self.errors.values())} problem(s) must be fixed before training")
         return "\n".join(lines)
@@ -146,6 +154,12 @@ def load_dataset(root: Path | str, site_pattern: str = DEFAULT_SITE_PATTERN) -> 
     root = Path(root).resolve()
     if not root.is_dir():
         raise DatasetError(f"data.root={root} is not a folder")
+    missing = [name for name in REQUIRED_ENTRIES if not (root / name).is_file()]
+    if missing:
+        absent = [name for name in OPTIONAL_ENTRIES if not (root / name.rstrip("/")).exists()]
+        raise DatasetError(
+            f"{root} lacks {', '.join(missing + absent)}; point data.root at the folder of a "
+            "BirdCLEF+ 2026 download")
     taxonomy = Taxonomy.from_csv(root / "taxonomy.csv")
 
     train = _read_csv(root / "train.csv", TRAIN_COLUMNS)
@@ -178,6 +192,8 @@ def check_dataset(root: Path | str, site_pattern: str = DEFAULT_SITE_PATTERN, op
     """
     data = load_dataset(root, site_pattern)
     report = DatasetReport(root=str(data.root))
+    report.warn("optional parts of the layout that are absent",
+                [name for name in OPTIONAL_ENTRIES if not (data.root / name.rstrip("/")).exists()])
     known = set(data.taxonomy.labels)
     report.counts["classes"] = len(data.taxonomy)
     report.counts["focal_clips"] = len(data.train)
@@ -253,17 +269,19 @@ def split_labels(cell: str) -> list[str]:
 
 
 def _unreadable(paths: list[str], progress) -> list[str]:
+    # The field command's own header check, so `data check` and `pantanal infer` name a broken
+    # file's problem with the same words (empty, no audio, truncated, unreadable).
     problems = []
     iterator = progress(paths) if progress else paths
     for path in iterator:
         if not Path(path).is_file():
             continue  # already reported as missing
         try:
-            info = sf.info(path)
-            if info.frames == 0:
-                problems.append(f"{path}: no audio frames")
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            problems.append(f"{path}: {exc}")
+            error = declared_length_error(probe(Path(path)))
+        except AudioDecodeError as exc:
+            error = exc
+        if error is not None:
+            problems.append(f"{path}: {error.code}: {error.cause}")
     return problems
 
 

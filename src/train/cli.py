@@ -73,6 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("root", type=Path, help="dataset folder in the BirdCLEF+ 2026 layout")
     check.add_argument("--no-audio", action="store_true", help="skip opening every audio file (much faster)")
     check.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    check.add_argument("--all-names", action="store_true",
+                       help="name every file or label of each problem (default: the first 10)")
     check.add_argument("--site-pattern", default=r"_S(\d+)_", help="regex whose first group is the site (default: _S(\\d+)_)")
     check.set_defaults(func=cmd_data_check)
     prepare = data_commands.add_parser("prepare", help="write focal, soundscape, held-out and unlabelled window manifests")
@@ -110,7 +112,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
     report = check_dataset(args.root, args.site_pattern, open_audio=not args.no_audio,
                            progress=lambda items: tqdm(items, desc="opening audio", unit="file"))
-    print(report.format())
+    print(report.format(max_names=None if args.all_names else 10))
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
     return 0 if report.ok else 1

@@ -59,6 +59,9 @@ def test_missing_unknown_and_unreadable_focal_audio(mini_copy):
     assert report.errors["focal clips listed in train.csv whose audio is missing"] == ["1161364/iNat1114648.ogg"]
     assert report.errors["primary labels of train.csv not in the taxonomy"] == ["999999 x1"]
     assert any("iNat145706.ogg" in entry for entry in report.errors["unreadable audio files"])
+    (mini_copy / "train_audio" / "1176823" / "iNat145706.ogg").write_bytes(b"")
+    unreadable = check_dataset(mini_copy).errors["unreadable audio files"]
+    assert any("iNat145706.ogg: empty: " in entry for entry in unreadable), unreadable
     assert report.warnings["secondary labels not in the taxonomy (ignored in training)"] == ["ghost x1"]
 
 
@@ -84,3 +87,22 @@ def test_manifests_keep_heldout_site_out_of_training(tmp_path):
     assert len(short) == 1
     assert short.iloc[0]["end_s"] == pytest.approx(0.288, abs=1e-3)
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_empty_folder_names_every_missing_part(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        check_dataset(tmp_path)
+    for part in ("taxonomy.csv", "train.csv", "train_audio/", "train_soundscapes/", "train_soundscapes_labels.csv"):
+        assert part in str(error.value)
+
+
+def test_report_names_the_first_ten_or_all(mini_copy):
+    (mini_copy / "train_soundscapes_labels.csv").unlink()
+    shutil.rmtree(mini_copy / "train_audio")
+    report = check_dataset(mini_copy, open_audio=False)
+    assert report.warnings["optional parts of the layout that are absent"] == ["train_audio/", "train_soundscapes_labels.csv"]
+    missing = report.errors["focal clips listed in train.csv whose audio is missing"]
+    assert len(missing) == 9
+    report.errors["focal clips listed in train.csv whose audio is missing"] = missing + [f"x/{i}.ogg" for i in range(5)]
+    assert "(4 more: --all-names lists them" in report.format()
+    assert "x/4.ogg" in report.format(max_names=None)
