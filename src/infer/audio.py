@@ -341,10 +341,11 @@ def length_difference_note(info: AudioInfo, report: DecodeReport) -> str | None:
     difference = report.length_mismatch(info)
     if not difference:
         return None
-    declared = info.declared_frames / info.sample_rate
-    decoded = report.decoded_frames / info.sample_rate
-    return _("the header declares %s (%d samples) but %s (%d samples) were decoded") % (
-        format_duration(declared), info.declared_frames, format_duration(decoded), report.decoded_frames,
+    # Differences are often a few milliseconds of encoder padding, so give them in samples and
+    # seconds rather than as two durations that print alike.
+    change = report.decoded_frames - info.declared_frames
+    return _("decoded %d samples where the header declares %d (%+d samples, %s s)") % (
+        report.decoded_frames, info.declared_frames, change, decimal(abs(change) / info.sample_rate, 3),
     )
 
 
