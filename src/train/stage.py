@@ -32,6 +32,12 @@ from train.tracking import stage_run
 
 log = logging.getLogger(__name__)
 
+# Importing `lightning` gives its logger a console handler of its own, and its messages also reach
+# the root handler that `pantanal` sets up, so each printed twice. Where a root handler exists,
+# the extra one goes.
+if logging.getLogger().handlers:
+    logging.getLogger("lightning").handlers.clear()
+
 
 def stage_config(cfg: DictConfig, stage: str) -> dict:
     """Return the config section that governs `stage` (supervised or noisy_student)."""
