@@ -34,11 +34,12 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from infer.taxonomy import TaxonomyError
     from infer.teacher import TeacherError
     from train.config import ConfigError, RunIntentError
-    from train.export import ExportParityError, SaturatedModelError
+    from train.export import ExportParityError, SaturatedModelError, TrackingRunError
     from train.selector import SelectionError
 
     return (DatasetError, FrontendSpecError, ModelMetadataError, TaxonomyError, TeacherError, ConfigError,
-            RunIntentError, ExportParityError, SaturatedModelError, SelectionError, FileNotFoundError)
+            RunIntentError, ExportParityError, SaturatedModelError, TrackingRunError, SelectionError,
+            FileNotFoundError)
 
 
 def reports_input_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

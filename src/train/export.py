@@ -46,6 +46,10 @@ class SaturatedModelError(RuntimeError):
     """The model's logits on real audio are so large that every probability is 0 or 1."""
 
 
+class TrackingRunError(LookupError):
+    """The final stage's MLflow run is not in the tracking store the export would log to."""
+
+
 def check_not_saturated(wrapper: torch.nn.Module, logmel: torch.Tensor, max_abs_logit: float) -> float:
     """Raise unless the largest |logit| on `logmel` stays within `max_abs_logit`; return it.
 
@@ -133,6 +137,7 @@ def export_licence(cfg: DictConfig) -> str:
 def export_onnx(wrapper: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     """Export with a dynamic batch axis (traced with a batch of 2 so the axis stays symbolic)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
+
     torch.onnx.export(
         wrapper, (example,), str(path), input_names=[INPUT_NAME], output_names=["logits", "frame_logits"],
         dynamic_shapes={"logmel": {0: batch}}, opset_version=opset, dynamo=True, verbose=False,
@@ -170,6 +175,7 @@ def run_export(cfg: DictConfig) -> dict:
     log.info("selected %s epoch %d (score %s) by rule: %s", chosen.stage, chosen.epoch, chosen.score, selection.rule)
     stage_info = json.loads((stage_dir(cfg, chosen.stage) / "stage.json").read_text())
     run_id = stage_info["run_id"]
+    require_stage_run(cfg, run_id, chosen.stage)
     taxonomy = Taxonomy.from_csv(Path(cfg.data.root) / "taxonomy.csv")
 
     # BatchNorm recalibration on clean soundscape audio, then the export wrapper in eval mode
@@ -207,6 +213,23 @@ def run_export(cfg: DictConfig) -> dict:
     log.info("exported %s (parity %.2e <= %.0e) to %s", chosen.stage, parity["max_abs_probability_difference"],
              parity["tolerance"], final_path)
     return record
+
+
+def require_stage_run(cfg: DictConfig, run_id: str, stage: str) -> None:
+    """Fail before exporting when the stage's MLflow run is not in the configured tracking store.
+
+    The export is logged to the run that trained the stage; checking first means a mismatched
+    MLFLOW_TRACKING_URI stops the command before minutes of work, not after.
+    """
+    configure_tracking(cfg.logger.tracking_uri, cfg.logger.experiment, cfg.logger.artifact_location)
+    try:
+        mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingRunError(
+            f"the MLflow run {run_id} that trained stage {stage} is not in the tracking store "
+            f"{cfg.logger.tracking_uri}; export with the store the stage was trained with "
+            "(set MLFLOW_TRACKING_URI or logger.tracking_uri to it)"
+        ) from exc
 
 
 def _log_to_mlflow(cfg: DictConfig, run_id: str, path: Path, record: dict) -> None:

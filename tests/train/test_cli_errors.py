@@ -28,3 +28,17 @@ def test_folder_given_as_model_points_to_bundle(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="--bundle"):
         OnnxMember(tmp_path)
+
+
+def test_export_against_another_tracking_store_stops_before_work(tmp_path):
+    from omegaconf import OmegaConf
+
+    from train.export import TrackingRunError, require_stage_run
+
+    store = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
+    cfg = OmegaConf.create({"logger": {"tracking_uri": store, "experiment": "pantanal",
+                                       "artifact_location": str(tmp_path / "artifacts")}})
+    with pytest.raises(TrackingRunError) as error:
+        require_stage_run(cfg, "0123456789abcdef0123456789abcdef", "ns2")
+    assert "0123456789abcdef0123456789abcdef" in str(error.value)
+    assert store in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
