@@ -138,6 +138,11 @@ def export_onnx(wrapper: torch.nn.Module, example: torch.Tensor, path: Path, ops
     """Export with a dynamic batch axis (traced with a batch of 2 so the axis stays symbolic)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
 
+    # The ONNX optimiser logs each of its graph passes at INFO (dozens of lines per export); they
+    # matter only when debugging the export, so they show with -v and are quiet otherwise.
+    if not log.isEnabledFor(logging.DEBUG):
+        for name in ("onnx_ir", "onnxscript"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     torch.onnx.export(
         wrapper, (example,), str(path), input_names=[INPUT_NAME], output_names=["logits", "frame_logits"],
         dynamic_shapes={"logmel": {0: batch}}, opset_version=opset, dynamo=True, verbose=False,
