@@ -34,7 +34,7 @@ def _write_experiment(repo: Path, noisy_student_epochs: int) -> None:
         "run": {"goal": "test dvc", "hypothesis": "only downstream stages rerun", "stop_condition": "one epoch"},
         "data": {"extra_unlabelled": [str(EXTRA / "1min.wav")], "max_windows_per_clip": 1, "batch_size": 4},
         "supervised": {"max_epochs": 1},
-        "noisy_student": {"rounds": 2, "max_epochs": noisy_student_epochs},
+        "ns": {"rounds": 2, "max_epochs": noisy_student_epochs},
         "export": {"bn_recalibration_windows": 4},
     }
     text = "# @package _global_\n" + yaml.safe_dump(experiment, sort_keys=False)

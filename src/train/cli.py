@@ -187,7 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def run_recipe(overrides: list[str]) -> dict:
-    """Run every stage in order: prepare, teacher embed, supervised, `noisy_student.rounds` rounds, export."""
+    """Run every stage in order: prepare, teacher embed, supervised, `ns.rounds` rounds, export."""
     from train.config import load_config, require_run_intent, stage_name
     from train.export import run_export
     from train.pseudo_label import run_pseudo_label
@@ -198,7 +198,7 @@ def run_recipe(overrides: list[str]) -> dict:
     prepare(cfg)
     teacher_embed(cfg)
     train_stage(load_config(overrides + ["stage=supervised"]))
-    for round_index in range(1, int(cfg.noisy_student.rounds) + 1):
+    for round_index in range(1, int(cfg.ns.rounds) + 1):
         stage_cfg = load_config(overrides + [f"stage={stage_name(round_index)}"])
         run_pseudo_label(stage_cfg)
         train_stage(stage_cfg)

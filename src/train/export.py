@@ -69,13 +69,13 @@ def check_not_saturated(wrapper: torch.nn.Module, logmel: torch.Tensor, max_abs_
 
 
 def final_stage(cfg: DictConfig) -> str:
-    return stage_name(int(cfg.noisy_student.rounds))
+    return stage_name(int(cfg.ns.rounds))
 
 
 def select_for_export(cfg: DictConfig) -> Selection:
     final = final_stage(cfg)
     candidates = []
-    for round_index in range(int(cfg.noisy_student.rounds) + 1):
+    for round_index in range(int(cfg.ns.rounds) + 1):
         stage = stage_name(round_index)
         if (stage_dir(cfg, stage) / "scores.json").is_file():
             candidates.extend(stage_candidates(cfg, stage))

@@ -86,7 +86,7 @@ def run_pseudo_label(cfg: DictConfig) -> dict:
     if round_index < 1:
         raise ValueError("pseudo-labels belong to a Noisy Student stage: use stage=ns1, ns2, ...")
     parent = stage_name(round_index - 1)
-    ns = cfg.noisy_student
+    ns = cfg.ns
     chosen = best_of_stage(stage_candidates(cfg, parent), parent, int(cfg.selector.tie_decimals))
     manifest = load_manifests(Path(cfg.paths.manifest_dir))["unlabelled"]
     if manifest.empty:

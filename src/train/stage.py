@@ -40,8 +40,8 @@ if logging.getLogger().handlers:
 
 
 def stage_config(cfg: DictConfig, stage: str) -> dict:
-    """Return the config section that governs `stage` (supervised or noisy_student)."""
-    section = cfg.supervised if stage_round(stage) == 0 else cfg.noisy_student
+    """Return the config section that governs `stage` (supervised or ns)."""
+    section = cfg.supervised if stage_round(stage) == 0 else cfg.ns
     return OmegaConf.to_container(section, resolve=True)
 
 
@@ -80,7 +80,7 @@ def _tables(cfg: DictConfig, taxonomy: Taxonomy, stage: str) -> tuple[WindowTabl
     heldout = hard_table(manifests["heldout"], taxonomy, weight)
     background = None
     if stage_round(stage) > 0:
-        pseudo = load_pseudo_table(stage_dir(cfg, stage), float(cfg.noisy_student.pseudo_loss_weight))
+        pseudo = load_pseudo_table(stage_dir(cfg, stage), float(cfg.ns.pseudo_loss_weight))
         hard.append(pseudo)
         background = pseudo
     return WindowTable.concat(hard), heldout, background

@@ -54,7 +54,7 @@ def second_run(tiny_pipeline, tmp_path_factory) -> dict:
 
     out_dir = tmp_path_factory.mktemp("second_run")
     shared = [o for o in tiny_pipeline["overrides"] if o.startswith(("logger.tracking_uri=", "logger.artifact_location="))]
-    own = [o for o in training_overrides(out_dir, "experiment_name=other", "seed=3", "noisy_student.rounds=1")
+    own = [o for o in training_overrides(out_dir, "experiment_name=other", "seed=3", "ns.rounds=1")
            if not o.startswith(("logger.tracking_uri=", "logger.artifact_location="))]
     record = run_recipe(own + shared)
     return {"record": record, "model": Path(record["model"]), "run_id": record["run_id"]}

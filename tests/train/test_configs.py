@@ -36,7 +36,7 @@ def test_phase0_baseline_settings():
     assert cfg.model.name == "b0_gap"
     assert cfg.supervised.max_epochs == 6
     assert cfg.data.max_focal_clips == 3000
-    assert cfg.noisy_student.rounds == 0
+    assert cfg.ns.rounds == 0
 
 
 def test_distilled_export_names_teacher_licence():
