@@ -554,6 +554,15 @@ def _repeated_row_ids(done: list[_Done]) -> int:
 
 def _copy_parts(done: list[_Done], part: str, folder: Path, suffix: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    names = {f"{item.outcome.key}{suffix}" for item in done}
     for item in done:
         with open(item.directory / part, "rb") as source, atomic_open(folder / f"{item.outcome.key}{suffix}", "wb") as target:
             shutil.copyfileobj(source, target)
+
+    # Tables of recordings outside this run come from an earlier run into the same folder. They
+    # may be the user's only copy of that work, so they stay, but the user learns they are there.
+    others = sorted(p.name for p in folder.glob(f"*{suffix}") if p.name not in names)
+    if others:
+        log.warning(_("%s/ also holds %d table(s) of recordings outside this run, left from an earlier "
+                      "run into this folder (for example %s); use a new --out folder to keep runs apart"),
+                    folder.name, len(others), others[0])
