@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pantanal",
         description=_("Offline identification of Pantanal wildlife in audio recordings."),
+        epilog=_("Field use needs only 'infer'. The other commands train and evaluate models; they "
+                 "are research tools and speak English."),
     )
     parser.add_argument("--lang", choices=i18n.LANGUAGES, help=_("language of messages and reports (default: from the locale)"))
     parser.add_argument("-v", "--verbose", action="store_true", help=_("show debug messages"))
