@@ -94,6 +94,41 @@ def default_config_path() -> Path:
     return config_dir() / "harness" / "default.yaml"
 
 
+def portable_data_root(data_root: str) -> str:
+    """`data_root` as recorded in proposals: relative to the checkout when it sits beside it.
+
+    The demo data lives in `../shared` next to every clone, so a relative path names the same data
+    in any clone, and a proposal does not go stale because a colleague cloned elsewhere.
+    """
+    resolved = Path(data_root).resolve()
+    root = project_root()
+    if resolved.is_relative_to(root.parent):
+        return os.path.relpath(resolved, root)
+    return str(resolved)
+
+
+def settings_changes(config: HarnessConfig, project: HarnessConfig) -> dict[str, dict[str, Any]]:
+    """Gate and scoring settings of `config` that differ from the project's, by dotted key.
+
+    The data root is not compared: it differs between machines and says nothing about how strict
+    the gates are.
+    """
+    used, reference = _flatten(config.to_dict()), _flatten(project.to_dict())
+    return {key: {"project": reference.get(key), "used": used.get(key)}
+            for key in sorted(set(used) | set(reference))
+            if key != "data_root" and used.get(key) != reference.get(key)}
+
+
+def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_harness_config(path: Path | str | None = None, overrides: list[str] | None = None) -> HarnessConfig:
     """Read the harness config at `path` (default `conf/harness/default.yaml`) with dotted overrides.
 

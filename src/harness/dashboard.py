@@ -118,7 +118,10 @@ def _timeline_point(run: dict) -> dict:
 def _decision_cell(run: dict) -> str:
     if not run["decision"]:
         return "&ndash;"
-    text = escape(run["decision"]) + (" (override)" if run["override"] else "")
+    changed = ", ".join(run.get("settings_changed") or [])
+    text = escape(run["decision"])
+    if run["override"]:
+        text += f" (override{': ' + escape(changed) + ' changed' if changed else ''})"
     if run["mlflow_decision"] != run["decision"]:
         text += f" <b>MLflow says {escape(str(run['mlflow_decision']))}</b>"
     return f'<span class="decision-{escape(run["decision"])}">{text}</span>'

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.config import HarnessConfig, project_root
+from harness.config import HarnessConfig, load_harness_config, project_root, settings_changes
 from harness.gates import Proposal, proposal_settings, propose
 from harness.registry import CHAMPION_ALIAS, DECISION_ARTIFACT, PROPOSAL_ARTIFACT, REGISTERED_MODEL, TAG
 from infer.atomic import atomic_write_text
@@ -167,7 +167,8 @@ def current_proposal(store, ledger: Ledger, run_id: str, config: HarnessConfig, 
 
 
 def decide(store, ledger: Ledger, run_id: str, decision: str, reason: str, config: HarnessConfig,
-           reviewer: str | None = None, override: bool = False, recompute: bool = False) -> dict:
+           reviewer: str | None = None, override: bool = False, recompute: bool = False,
+           project: HarnessConfig | None = None) -> dict:
     """Record a reviewed decision on a run in the ledger and in MLflow.
 
     Args:
@@ -178,21 +179,24 @@ def decide(store, ledger: Ledger, run_id: str, decision: str, reason: str, confi
         reason: Why, in the reviewer's words.
         config: Harness config the gates are computed with.
         reviewer: Name recorded with the decision; default `default_reviewer()`.
-        override: Promote although gates fail; recorded as such in the entry and the tags.
+        override: Promote although gates fail, or with gate or scoring settings other than the
+            project's; recorded as such in the entry and the tags.
         recompute: Compute the gates again even when the latest proposal still applies.
+        project: The project's settings (`conf/harness/default.yaml` when None). A promotion
+            judged with other settings (a lowered bar, say) is an override.
 
     Returns:
         The ledger entry.
 
     Raises:
         LedgerError: Unknown decision, empty or too long reason, no reviewer, or a promotion whose
-            gates fail without `override`.
+            gates fail, or that uses settings other than the project's, without `override`.
 
     Effects:
         Sets the run's decision tags and logs `registry/decision.yaml` to it, then writes
         `decisions/<run id>.yaml`, `champion.yaml` and the `champion` alias.
     """
-    entry = _new_entry(store, ledger, run_id, decision, reason, config, reviewer, override, recompute)
+    entry = _new_entry(store, ledger, run_id, decision, reason, config, reviewer, override, recompute, project)
     store.set_tags(run_id, decision_tags(entry))
     store.log_text(run_id, dump_entry(entry), DECISION_ARTIFACT)
     ledger.write(entry)
@@ -202,14 +206,20 @@ def decide(store, ledger: Ledger, run_id: str, decision: str, reason: str, confi
 
 
 def _new_entry(store, ledger: Ledger, run_id: str, decision: str, reason: str, config: HarnessConfig,
-               reviewer: str | None, override: bool, recompute: bool) -> dict:
+               reviewer: str | None, override: bool, recompute: bool, project: HarnessConfig | None) -> dict:
     reason, reviewer = _checked_request(decision, reason, reviewer)
+    changes = settings_changes(config, load_harness_config() if project is None else project)
     proposal = current_proposal(store, ledger, run_id, config, recompute)
-    overridden = decision == "promote" and not proposal.passed
+
+    # Lowering a bar on the command line must not make a promotion look like one that passed the
+    # project's gates, so settings other than the project's count as an override too.
+    overridden = decision == "promote" and (not proposal.passed or bool(changes))
     if overridden and not override:
-        failed = "; ".join(f"{g.name}: {g.detail}" for g in proposal.gates if not g.passed)
-        raise LedgerError(f"run {run_id} fails gates ({failed}); pass --override to promote it anyway "
-                          "(the ledger records the override)")
+        problems = [f"{g.name}: {g.detail}" for g in proposal.gates if not g.passed]
+        problems += [f"{key} is {change['used']} where the project sets {change['project']}"
+                     for key, change in changes.items()]
+        raise LedgerError(f"run {run_id} cannot be promoted as it stands ({'; '.join(problems)}); pass "
+                          "--override to promote it anyway (the ledger records the override)")
     if override and not overridden:
         log.info("--override has no effect: the gates do not block this %s", decision)
 
@@ -230,6 +240,7 @@ def _new_entry(store, ledger: Ledger, run_id: str, decision: str, reason: str, c
         "reviewer": reviewer,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "override": overridden,
+        "settings_changed": changes,
         "model": {
             "registered_model": REGISTERED_MODEL, "version": tags.get(TAG.model_version),
             "export_sha256": tags.get(TAG.export_sha256), "stage": tags.get(TAG.stage),

@@ -59,6 +59,7 @@ def _summary(store, run, entry: dict | None, site: str) -> dict:
         "reviewer": entry.get("reviewer") if entry else None,
         "date": entry.get("date") if entry else None,
         "override": bool(entry.get("override")) if entry else False,
+        "settings_changed": sorted((entry.get("settings_changed") or {}) if entry else {}),
         "mlflow_decision": tags.get(TAG.decision),
         "lineage": _lineage(tags.get(TAG.lineage)),
     }
@@ -73,7 +74,8 @@ def _orphan_summary(run_id: str, entry: dict) -> dict:
         "training_epoch": None, "harness": {"macro_auc": (entry.get("model") or {}).get("harness_macro_auc"), "taxon": {}},
         "recommendation": proposal.get("recommendation"), "gates": proposal.get("gates") or [],
         "decision": entry.get("decision"), "reason": entry.get("reason"), "reviewer": entry.get("reviewer"),
-        "date": entry.get("date"), "override": bool(entry.get("override")), "mlflow_decision": None, "lineage": [],
+        "date": entry.get("date"), "override": bool(entry.get("override")),
+        "settings_changed": sorted(entry.get("settings_changed") or {}), "mlflow_decision": None, "lineage": [],
     }
 
 

@@ -39,7 +39,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     decide.add_argument("--reason", required=True, help="why, in the reviewer's words (stored in the ledger and MLflow)")
     decide.add_argument("--reviewer", help="name recorded with the decision (default: git config user.name, else $USER)")
     decide.add_argument("--override", action="store_true",
-                        help="promote although gates fail; the ledger and the run's tags record the override")
+                        help="promote although gates fail or --set/--config change the project's settings; "
+                             "the ledger and the run's tags record the override")
     decide.add_argument("--recompute", action="store_true", help="compute the gates again instead of reusing the latest proposal")
     _common(decide, config=True)
     decide.set_defaults(func=cmd_decide)
@@ -90,7 +91,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
     config = load_harness_config(args.config, args.overrides)
     entry = decide(store, ledger, args.run_id, args.decision, args.reason, config, args.reviewer, args.override,
                    args.recompute)
-    note = " (override: gates failed)" if entry["override"] else ""
+    reasons = (["gates failed"] if not entry["proposal"]["passed"] else []) + \
+        [f"{key} changed" for key in entry["settings_changed"]]
+    note = f" (override: {', '.join(reasons)})" if entry["override"] else ""
     print(f"{entry['decision']} {entry['run_id']} by {entry['reviewer']} at {entry['date']}{note}")
     print(f"ledger: {ledger.path_of(entry['run_id'])}")
     return 0
@@ -139,7 +142,7 @@ def format_summaries(summaries: list[dict], site: str) -> str:
     """Format a plain-text table: one line per run, then its goal indented below."""
     if not summaries:
         return "no exported runs in this tracking store"
-    header = f"{'run id':32}  {'experiment':14} {'stage':10} {'train AUC':>9} {f'S{site} AUC':>9} {'95% CI':>13}  {'proposal':8}  decision"
+    header = f"{'run id':32}  {'experiment':20} {'stage':10} {'train AUC':>9} {f'S{site} AUC':>9} {'95% CI':>13}  {'proposal':8}  decision"
     lines = [header, "-" * len(header)]
     for s in summaries:
         harness = s["harness"]
@@ -148,8 +151,8 @@ def format_summaries(summaries: list[dict], site: str) -> str:
         if s["decision"] and s["mlflow_decision"] != s["decision"]:
             decision += f" (MLflow: {s['mlflow_decision']})"
         if s["override"]:
-            decision += " (override)"
-        lines.append(f"{s['run_id']:32}  {s['experiment'][:14]:14} {s['stage'][:10]:10} {_cell(s['training_site_auc']):>9} "
+            decision += f" (override{': ' + ', '.join(s['settings_changed']) + ' changed' if s['settings_changed'] else ''})"
+        lines.append(f"{s['run_id']:32}  {s['experiment'][:20]:20} {s['stage'][:10]:10} {_cell(s['training_site_auc']):>9} "
                      f"{_cell(harness.get('macro_auc')):>9} {interval:>13}  {(s['recommendation'] or '-'):8}  {decision}")
         lines.append(f"{'':34}goal: {s['goal']}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import training_overrides
+from tests.conftest import PROJECT_ROOT, training_overrides
 
 # Fewer bootstrap resamples than the default 1,000: the tests check the plumbing, not the interval.
 FAST = ["--set", "bootstrap.resamples=200"]
@@ -65,6 +66,25 @@ def registry_scenario(tiny_pipeline, second_run, tracking_uri, tmp_path_factory)
     """Harness both runs, then review them: a blocked promotion, a hold, an override, a promotion, a reject."""
     work = tmp_path_factory.mktemp("registry_scenario")
     registry = work / "registry"
+
+    # The project's own gate settings, as a team would commit them for tiny models: no bar, and
+    # the fast bootstrap. Settings passed on the command line that differ make a promotion an override.
+    conf = Path(shutil.copytree(PROJECT_ROOT / "conf", work / "conf"))
+    harness_yaml = conf / "harness" / "default.yaml"
+    text = harness_yaml.read_text().replace("standalone_bar: 0.75", "standalone_bar: 0.0")
+    harness_yaml.write_text(text.replace("resamples: 1000", "resamples: 200"))
+    previous_conf = os.environ.get("PANTANAL_CONFIG_DIR")
+    os.environ["PANTANAL_CONFIG_DIR"] = str(conf)
+    try:
+        return _review(tiny_pipeline, second_run, tracking_uri, work, registry)
+    finally:
+        if previous_conf is None:
+            os.environ.pop("PANTANAL_CONFIG_DIR")
+        else:
+            os.environ["PANTANAL_CONFIG_DIR"] = previous_conf
+
+
+def _review(tiny_pipeline, second_run, tracking_uri: str, work: Path, registry: Path) -> dict:
     first, second = tiny_pipeline["record"]["run_id"], second_run["run_id"]
     common = ["--registry", registry, "--tracking-uri", tracking_uri]
     results: dict = {"first": first, "second": second, "registry": registry, "work": work}
@@ -83,6 +103,8 @@ def registry_scenario(tiny_pipeline, second_run, tracking_uri, tmp_path_factory)
     results["override"] = decide(first, "promote", "needed for the field demo", "--reviewer", "Ana", "--override",
                                  *UNREACHABLE_BAR)
     results["override_entry"] = yaml.safe_load((registry / "decisions" / f"{first}.yaml").read_text())
+    results["lax_settings"] = decide(first, "promote", "a laxer blend gate", "--reviewer", "Ana",
+                                     "--set", "gates.noise_multiplier=0.5")
     results["promote"] = decide(first, "promote", "first champion: all gates pass", "--reviewer", "Ana", *NO_BAR)
 
     results["propose_second"] = run_cli("registry", "propose", second, "--json", *common, *FAST, *NO_BAR)

@@ -57,7 +57,15 @@ def test_override_is_recorded(registry_scenario):
     assert entry["decision"] == "promote"
     assert entry["override"] is True
     assert entry["proposal"]["passed"] is False
+    assert entry["settings_changed"] == {"gates.standalone_bar": {"project": 0.0, "used": 0.99}}
     assert [h["decision"] for h in entry["history"]] == ["hold"]
+
+
+def test_promotion_with_laxer_settings_needs_override(registry_scenario):
+    result = registry_scenario["lax_settings"]
+    assert result.code == 2
+    assert "gates.noise_multiplier is 0.5 where the project sets 1.0" in result.err
+    assert "--override" in result.err
 
 
 def test_final_ledger_entries(registry_scenario):
@@ -66,6 +74,7 @@ def test_final_ledger_entries(registry_scenario):
     second = ledger.read(registry_scenario["second"])
     assert first["decision"] == "promote"
     assert first["override"] is False
+    assert first["settings_changed"] == {}
     assert first["reviewer"] == "Ana"
     assert [h["decision"] for h in first["history"]] == ["hold", "promote"]
     assert second["decision"] == "reject"
