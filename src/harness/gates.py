@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.config import HarnessConfig
+from harness.config import HarnessConfig, portable_data_root
 from harness.metrics import BootstrapInterval, bootstrap_macro_auc_difference, macro_roc_auc
 from harness.registry import (
     EXPORT_PARITY_ARTIFACT,
@@ -112,6 +112,7 @@ def recommend(gates: list[GateResult]) -> str:
 def proposal_settings(config: HarnessConfig) -> dict:
     """Return the settings a proposal depends on; a proposal computed with other settings is stale."""
     settings = config.to_dict()
+    settings["data_root"] = portable_data_root(settings["data_root"])
     return {key: settings[key] for key in ("site", "data_root", "scoring", "bootstrap", "gates")}
 
 

@@ -176,3 +176,22 @@ def test_bundle_goes_through_load_scorer(tiny_pipeline, tmp_path, monkeypatch):
     assert calls == [{"model": None, "bundle": tmp_path / "bundle", "config": None}]
     assert "logged to MLflow" not in result.out
     assert json.loads((tmp_path / "report.json").read_text())["model"]["kind"] == "bundle"
+
+
+def test_settings_changes_name_each_key_but_not_the_data_root():
+    from harness.config import settings_changes
+
+    project = load_harness_config()
+    used = load_harness_config(overrides=["gates.standalone_bar=0.5", "scoring.tta_shifts=[0.0]", "data_root=/elsewhere"])
+    assert settings_changes(used, project) == {
+        "gates.standalone_bar": {"project": 0.75, "used": 0.5},
+        "scoring.tta_shifts": {"project": [-0.5, 0.0, 0.5], "used": [0.0]},
+    }
+    assert settings_changes(project, project) == {}
+
+
+def test_data_root_beside_the_checkout_is_recorded_relative():
+    from harness.config import portable_data_root, project_root
+
+    assert portable_data_root(str(project_root() / ".." / "shared" / "data" / "x")) == "../shared/data/x"
+    assert portable_data_root("/") == "/"
