@@ -163,17 +163,23 @@ def cmd_teacher_embed(args: argparse.Namespace) -> int:
 
 @reports_input_errors
 def cmd_train(args: argparse.Namespace) -> int:
+    from train.config import require_stage_in_recipe
     from train.stage import train_stage
 
-    train_stage(_config(args))
+    cfg = _config(args)
+    require_stage_in_recipe(cfg)
+    train_stage(cfg)
     return 0
 
 
 @reports_input_errors
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from train.config import require_stage_in_recipe
     from train.pseudo_label import run_pseudo_label
 
-    run_pseudo_label(_config(args))
+    cfg = _config(args)
+    require_stage_in_recipe(cfg)
+    run_pseudo_label(cfg)
     return 0
 
 
@@ -188,13 +194,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def run_recipe(overrides: list[str]) -> dict:
     """Run every stage in order: prepare, teacher embed, supervised, `ns.rounds` rounds, export."""
-    from train.config import load_config, require_run_intent, stage_name
+    from train.config import load_config, require_round_configs, require_run_intent, stage_name
     from train.export import run_export
     from train.pseudo_label import run_pseudo_label
     from train.stage import train_stage
 
     cfg = load_config(overrides)
     require_run_intent(cfg)
+    require_round_configs(cfg)
     prepare(cfg)
     teacher_embed(cfg)
     train_stage(load_config(overrides + ["stage=supervised"]))

@@ -75,6 +75,28 @@ def stage_round(stage: str) -> int:
     raise ValueError(f"stage={stage!r} is not 'supervised' or 'ns<k>' (ns1, ns2, ...)")
 
 
+def require_stage_in_recipe(cfg: DictConfig) -> None:
+    """Refuse a Noisy Student stage past `ns.rounds`.
+
+    Such a stage is not part of the recipe the export selects from, and training it would overwrite
+    the outputs (and invalidate the DVC record) of an earlier, longer recipe of the experiment.
+    """
+    round_index, rounds = int(cfg.stage.round), int(cfg.ns.rounds)
+    if round_index > rounds:
+        raise ConfigError(f"stage={cfg.stage.name} is past ns.rounds={rounds}: the recipe ends at "
+                          f"{stage_name(rounds)}; set ns.rounds={round_index} to train it")
+
+
+def require_round_configs(cfg: DictConfig) -> None:
+    """Check before any training that every round up to `ns.rounds` has its `conf/stage/ns<k>.yaml`."""
+    rounds = int(cfg.ns.rounds)
+    missing = [f"stage/{stage_name(k)}.yaml" for k in range(1, rounds + 1)
+               if not (config_dir() / "stage" / f"{stage_name(k)}.yaml").is_file()]
+    if missing:
+        raise ConfigError(f"ns.rounds={rounds} needs {', '.join(missing)} in {config_dir()}; each holds "
+                          "two lines, e.g. 'name: ns4' and 'round: 4'")
+
+
 def stage_name(round_index: int) -> str:
     return "supervised" if round_index == 0 else f"ns{round_index}"
 
