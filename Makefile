@@ -13,7 +13,7 @@ DEMO_OUT := outputs/demo_b0
 BUNDLE := bundle
 DEMO_MEMBERS := $(foreach exp,demo_b0 demo_b0_noteacher demo_v2s,outputs/$(exp)/export/model.onnx)
 
-.PHONY: install demo dashboard test bundle bench lint browser translations clean-outputs clean-runs
+.PHONY: install demo dashboard review test bundle bench lint browser translations clean-outputs clean-runs
 
 # Reinstall whenever the declared dependencies change.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -40,6 +40,13 @@ demo: $(STAMP)
 dashboard: $(STAMP)
 	pantanal dashboard --out outputs/dashboard.html
 	@echo "Dashboard:   outputs/dashboard.html"
+
+# The review notebook, executed on the demo's harness report; the tracked notebook stays clean.
+review: $(STAMP)
+	@test -f $(DEMO_OUT)/harness/S22.json || { echo "no harness report yet: run make demo first"; exit 1; }
+	PANTANAL_HARNESS_REPORT=$(CURDIR)/$(DEMO_OUT)/harness/S22.json MPLBACKEND=module://matplotlib_inline.backend_inline \
+		jupyter-execute notebooks/review_harness.ipynb --output=$(CURDIR)/outputs/review_harness.ipynb
+	@echo "Review:      outputs/review_harness.ipynb (open it in JupyterLab or VS Code)"
 
 # The demo ensemble: three CNN members (B0 distilled from BirdNET, B0 without a teacher, V2-S) and
 # the BirdNET V2.4 teacher, packaged into bundle/ and checked on the S22 soundscape. The checklist
