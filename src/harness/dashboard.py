@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
@@ -47,12 +48,15 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     data = collect(store, ledger, normalise_site(args.site))
     atomic_write_text(args.out, render(data))
     print(f"dashboard: {args.out} ({len(data['runs'])} run(s), {len(data['champion']['members'])} champion member(s))")
+    if data["disagreements"]:
+        print(f"warning: the ledger and MLflow disagree ({len(data['disagreements'])}); the page says so at the "
+              "top; run `pantanal registry check`", file=sys.stderr)
     return 0
 
 
 def collect(store, ledger, site: str) -> dict:
     """Everything the page shows, as plain data (the page itself is `render(collect(...))`)."""
-    from harness.ledger import champion_from_entries
+    from harness.ledger import champion_from_entries, check_consistency
     from harness.overview import run_summaries, training_curves
 
     runs = run_summaries(store, ledger, site)
@@ -67,6 +71,7 @@ def collect(store, ledger, site: str) -> dict:
         "champion": champion,
         "alias_version": store.champion_version(),
         "runs": runs,
+        "disagreements": [str(problem) for problem in check_consistency(store, ledger)],
     }
 
 
@@ -78,6 +83,7 @@ def render(data: dict) -> str:
         tracking_uri=escape(data["tracking_uri"]),
         registry=escape(data["registry"]),
         site=escape(data["site"]),
+        consistency=consistency_warning(data.get("disagreements") or []),
         champion=champion_section(data["champion"], data["alias_version"], runs),
         timeline_chart=timeline_chart([_timeline_point(run) for run in runs]),
         timeline_table=timeline_table(runs),
@@ -85,6 +91,20 @@ def render(data: dict) -> str:
         curves=curves_section(runs),
         taxa=taxa_table(runs),
     )
+
+
+def consistency_warning(disagreements: list[str]) -> str:
+    """A banner listing every disagreement between the ledger and MLflow; empty when they agree.
+
+    The page draws from both sources, so a hand-edited ledger file would otherwise be shown as if
+    it were a recorded decision.
+    """
+    if not disagreements:
+        return ""
+    items = "".join(f"<li>{escape(problem)}</li>" for problem in disagreements)
+    return (f'<div id="disagreements" class="warning"><p><b>The ledger and MLflow disagree '
+            f'({len(disagreements)}):</b> the decisions and champion below may not be the recorded ones. '
+            f'Run <code>pantanal registry check</code>.</p><ul>{items}</ul></div>')
 
 
 def champion_section(champion: dict, alias_version: str | None, runs: list[dict]) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from harness.dashboard import render
 from harness.svg import line_chart, score_bar
-from tests.harness.conftest import run_cli
+from tests.harness.conftest import copy_registry, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -45,6 +45,22 @@ def dashboard(registry_scenario, tracking_uri) -> dict:
 def test_dashboard_command(dashboard):
     assert dashboard["result"].code == 0, dashboard["result"].err
     assert "2 run(s), 1 champion member(s)" in dashboard["result"].out
+
+
+@pytest.mark.slow
+def test_dashboard_of_a_tampered_ledger_says_so(registry_scenario, tracking_uri, tmp_path):
+    registry = copy_registry(registry_scenario, tmp_path)
+    second = registry_scenario["second"]
+    path = registry / "decisions" / f"{second}.yaml"
+    path.write_text(path.read_text().replace("decision: reject", "decision: promote"))
+    out = tmp_path / "dashboard.html"
+    result = run_cli("dashboard", "--out", out, "--registry", registry, "--tracking-uri", tracking_uri)
+    assert result.code == 0, result.err
+    assert "the ledger and MLflow disagree" in result.err
+    html = out.read_text(encoding="utf-8")
+    assert 'id="disagreements"' in html
+    assert f"run {second}: ledger entry was edited" in html
+    assert 'id="disagreements"' not in (registry_scenario["work"] / "dashboard.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
