@@ -214,7 +214,7 @@ def check_budget(
 
 
 def check_registry(entries: list[MemberEntry], registry: MemberRegistry | None) -> CheckItem:
-    name = "member hashes match their registry entries"
+    name = "member hashes match their registry entries, and no member was rejected"
     if registry is None or registry.tracking_uri is None:
         return CheckItem(name, SKIP, ["no MLflow registry configured (--tracking-uri or MLFLOW_TRACKING_URI)"])
     problems, details = [], []
@@ -231,8 +231,13 @@ def check_registry(entries: list[MemberEntry], registry: MemberRegistry | None) 
             source = "its float32 source's sha256" if entry.quantization else "sha256"
             problems.append(f"{entry.name}: {source} {entry.export_sha256[:12]} differs from the export recorded on run "
                             f"{entry.source_run_id} ({record.export_sha256[:12]})")
+        elif record.decision == "reject":
+            # A reviewer turned this model down; shipping it would undo that decision unnoticed.
+            problems.append(f"{entry.name}: run {entry.source_run_id} was rejected in the registry; "
+                            "remove the member or record another decision")
         else:
-            details.append(f"{entry.name}: matches run {entry.source_run_id[:12]} (decision {record.decision or 'none'})")
+            details.append(f"{entry.name}: matches run {entry.source_run_id[:12]} "
+                           f"(decision {record.decision or 'unreviewed'})")
     return CheckItem(name, FAIL if problems else PASS, problems or details)
 
 

@@ -25,7 +25,7 @@ from infer.bundle import BundleError, read_manifest
 from infer.bundle_writer import MemberSource, write_bundle
 from infer.member import OnnxMember
 from infer.pipeline import DEFAULT_TTA_SHIFTS, Scorer, ScoringConfig
-from infer.postproc import GATE_MODES, PostprocConfig
+from infer.postproc import GATE_MODES, PostprocConfig, compatibility_problem
 from infer.taxonomy import Taxonomy
 from infer.teacher import SUB_WINDOW_POLICIES, Teacher, TeacherSpec, birdnet_v24_spec, spec_from_dict
 
@@ -214,6 +214,14 @@ def run_package(args: argparse.Namespace) -> int:
         sources = member_sources(args, registry)
         teacher = teacher_spec(args.teacher, args.teacher_model, args.teacher_labels) if args.teacher else None
         config = scoring_config(args)
+        # Packaging still goes ahead (experiments need such bundles), but the checklist will refuse
+        # both cases, so say so now rather than at submission time.
+        problem = compatibility_problem(config.blend.mode, config.postproc)
+        if problem:
+            log.warning("%s; the checklist will fail this bundle", problem)
+        for source in sources:
+            if source.decision == "reject":
+                log.warning("member %s comes from a rejected run; the checklist will fail this bundle", source.path)
         with tempfile.TemporaryDirectory(prefix="pantanal-int8-") as scratch:
             sections = {}
             if args.quantize != "none":

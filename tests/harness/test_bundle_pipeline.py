@@ -30,6 +30,6 @@ def test_exported_member_and_birdnet_pass_the_checklist(tiny_pipeline, tmp_path)
     assert any(licence.startswith("CC BY-NC-SA 4.0") for licence in manifest["licences"])
     items = {item["name"]: item for item in manifest["checklist"]["items"]}
     assert all(item["status"] == "pass" for item in items.values())
-    assert items["member hashes match their registry entries"]["details"][0].startswith("tiny: matches run")
+    assert items["member hashes match their registry entries, and no member was rejected"]["details"][0].startswith("tiny: matches run")
     rows = (tmp_path / "out" / "submission.csv").read_text().splitlines()
     assert len(rows) == 13

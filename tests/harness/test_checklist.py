@@ -185,3 +185,18 @@ def test_registry_hash_mismatch_fails():
     assert check_registry(entries[:1] + entries[3:], registry).status == PASS
     assert check_registry(entries, None).status == SKIP
     assert check_registry(entries, SimpleNamespace(tracking_uri=None)).status == SKIP
+
+
+def test_rejected_member_fails_and_unreviewed_is_named():
+    entries = [MemberEntry("a", "cnn", "members/a.onnx", "a" * 64, source_run_id="r1"),
+               MemberEntry("b", "cnn", "members/b.onnx", "b" * 64, source_run_id="r2")]
+    registry = _Registry({
+        "r1": RegistryEntry("r1", True, None, None, "a" * 64),
+        "r2": RegistryEntry("r2", True, "reject", "ledger", "b" * 64),
+    })
+    item = check_registry(entries, registry)
+    assert item.status == FAIL
+    assert item.details == ["b: run r2 was rejected in the registry; remove the member or record another decision"]
+    passed = check_registry(entries[:1], registry)
+    assert passed.status == PASS
+    assert passed.details == ["a: matches run r1 (decision unreviewed)"]

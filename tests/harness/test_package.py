@@ -73,3 +73,18 @@ def test_teacher_spec_finds_birdnet_and_conf_names(tmp_path):
     assert (PROJECT_ROOT / "conf" / "teacher" / "perch_v2.yaml").is_file()
     with pytest.raises(ValueError, match="lacks"):
         teacher_spec("perch_v2")  # the conf file leaves the model and labels to the user
+
+
+def test_rank_blend_on_probability_tuned_postproc_warns(members, tmp_path, caplog):
+    assert _package(members, tmp_path / "bundle", "--blend", "rank", "--ledger", str(tmp_path)) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("the checklist will fail this bundle" in w and "rank" in w for w in warnings), warnings
+
+
+def test_rejected_member_warns(members, tmp_path, caplog):
+    ledger = tmp_path / "decisions"
+    ledger.mkdir()
+    (ledger / "run1.yaml").write_text("decision: reject\n")
+    assert _package(members, tmp_path / "bundle", "--ledger", str(ledger)) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith(f"member {members[1]} comes from a rejected run") for w in warnings), warnings
