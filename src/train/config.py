@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -42,11 +44,39 @@ def load_config(overrides: list[str] | None = None, config_name: str = "train") 
     Raises:
         ConfigError: An override names an unknown group, option or key, or does not parse.
     """
+    overrides = list(overrides or [])
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose(config_name=config_name, overrides=list(overrides or []))
+            return compose(config_name=config_name, overrides=overrides)
     except HydraException as exc:
-        raise ConfigError(f"invalid configuration {list(overrides or [])}: {exc} (configs are in {config_dir()})") from exc
+        message = str(exc)
+        unknown = re.match(r"Could not override '([^']+)'", message)
+        if unknown:
+            # Hydra's hint is to append the key with '+', which for a misspelt key only hides the
+            # mistake; name the keys that do exist instead.
+            message = f"there is no key {unknown.group(1)}; {_key_hint(unknown.group(1), overrides, config_name)}"
+        raise ConfigError(f"invalid configuration {overrides}: {message} (configs are in {config_dir()})") from exc
+
+
+def _key_hint(key: str, overrides: list[str], config_name: str) -> str:
+    """Suggest the existing key closest to `key`, and list the keys of its section."""
+    others = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=others)
+    except HydraException:
+        return "check its spelling"
+    section, parts = cfg, key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(section, DictConfig) or part not in section:
+            parent = ".".join(parts[:depth]) or "the top level"
+            return f"{parent} has {', '.join(sorted(section.keys()))}"
+        section = section[part]
+    keys = sorted(str(k) for k in section.keys()) if isinstance(section, DictConfig) else []
+    close = difflib.get_close_matches(parts[-1], keys, n=1)
+    where = ".".join(parts[:-1]) or "the top level"
+    suggestion = f"did you mean {'.'.join([*parts[:-1], close[0]])}? " if close else ""
+    return f"{suggestion}{where} has {', '.join(keys)}"
 
 
 def require_run_intent(cfg: DictConfig) -> dict[str, str]:

@@ -12,12 +12,13 @@ from infer.cli import main
         (["train", "experiment=no_such_experiment"], "Could not find 'experiment/no_such_experiment'"),
         (["train", "experiment=demo_b0", "run.goal=null"], "without run.goal"),
         (["export", "experiment=demo_b0", "paths.output_dir=/nonexistent/outputs"], "no checkpoint of the final stage"),
+        (["train", "experiment=demo_b0", "ns.round=1"], "there is no key ns.round; did you mean ns.rounds?"),
         (["train", "experiment=demo_b0", "stage=ns2", "ns.rounds=1"], "stage=ns2 is past ns.rounds=1"),
         (["pseudo-label", "experiment=demo_b0", "stage=ns3"], "stage=ns3 is past ns.rounds=2"),
         (["recipe", "experiment=demo_b0", "ns.rounds=4", "paths.output_dir=/nonexistent/outputs"],
          "ns.rounds=4 needs stage/ns4.yaml"),
     ],
-    ids=["missing dataset", "unknown experiment", "missing goal", "untrained export", "stage past rounds",
+    ids=["missing dataset", "unknown experiment", "missing goal", "untrained export", "misspelt key", "stage past rounds",
          "pseudo-label past rounds", "rounds without stage configs"],
 )
 def test_input_error_exits_2(argv, expected, capsys):
