@@ -57,7 +57,7 @@ sys.exit(main(["registry", "show"]))
 """
 
 
-def test_research_command_in_a_field_install_says_which_install_it_needs():
+def test_field_install_research_command_names_extra():
     result = subprocess.run([sys.executable, "-c", FIELD_INSTALL], capture_output=True, text=True,
                             cwd=PROJECT_ROOT)
     assert result.returncode == 2, result.stderr

@@ -232,7 +232,7 @@ def check_registry(entries: list[MemberEntry], registry: MemberRegistry | None) 
             problems.append(f"{entry.name}: {source} {entry.export_sha256[:12]} differs from the export recorded on run "
                             f"{entry.source_run_id} ({record.export_sha256[:12]})")
         elif record.decision == "reject":
-            # A reviewer turned this model down; shipping it would undo that decision unnoticed.
+            # A reviewer rejected this model, so shipping it would silently undo that decision.
             problems.append(f"{entry.name}: run {entry.source_run_id} was rejected in the registry; "
                             "remove the member or record another decision")
         else:

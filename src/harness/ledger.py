@@ -218,7 +218,7 @@ def _new_entry(store, ledger: Ledger, run_id: str, decision: str, reason: str, c
         problems = [f"{g.name}: {g.detail}" for g in proposal.gates if not g.passed]
         problems += [f"{key} is {change['used']} where the project sets {change['project']}"
                      for key, change in changes.items()]
-        raise LedgerError(f"run {run_id} cannot be promoted as it stands ({'; '.join(problems)}); pass "
+        raise LedgerError(f"run {run_id} does not meet the promotion rules ({'; '.join(problems)}); pass "
                           "--override to promote it anyway (the ledger records the override)")
     if override and not overridden:
         log.info("--override has no effect: the gates do not block this %s", decision)

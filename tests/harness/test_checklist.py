@@ -187,7 +187,7 @@ def test_registry_hash_mismatch_fails():
     assert check_registry(entries, SimpleNamespace(tracking_uri=None)).status == SKIP
 
 
-def test_rejected_member_fails_and_unreviewed_is_named():
+def test_checklist_fails_rejected_member():
     entries = [MemberEntry("a", "cnn", "members/a.onnx", "a" * 64, source_run_id="r1"),
                MemberEntry("b", "cnn", "members/b.onnx", "b" * 64, source_run_id="r2")]
     registry = _Registry({

@@ -48,7 +48,7 @@ def test_dashboard_command(dashboard):
 
 
 @pytest.mark.slow
-def test_dashboard_of_a_tampered_ledger_says_so(registry_scenario, tracking_uri, tmp_path):
+def test_dashboard_flags_tampered_ledger(registry_scenario, tracking_uri, tmp_path):
     registry = copy_registry(registry_scenario, tmp_path)
     second = registry_scenario["second"]
     path = registry / "decisions" / f"{second}.yaml"

@@ -75,13 +75,13 @@ def test_teacher_spec_finds_birdnet_and_conf_names(tmp_path):
         teacher_spec("perch_v2")  # the conf file leaves the model and labels to the user
 
 
-def test_rank_blend_on_probability_tuned_postproc_warns(members, tmp_path, caplog):
+def test_package_warns_on_rank_blend(members, tmp_path, caplog):
     assert _package(members, tmp_path / "bundle", "--blend", "rank", "--ledger", str(tmp_path)) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("the checklist will fail this bundle" in w and "rank" in w for w in warnings), warnings
 
 
-def test_rejected_member_warns(members, tmp_path, caplog):
+def test_package_warns_on_rejected_member(members, tmp_path, caplog):
     ledger = tmp_path / "decisions"
     ledger.mkdir()
     (ledger / "run1.yaml").write_text("decision: reject\n")

@@ -178,7 +178,7 @@ def test_bundle_goes_through_load_scorer(tiny_pipeline, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "report.json").read_text())["model"]["kind"] == "bundle"
 
 
-def test_settings_changes_name_each_key_but_not_the_data_root():
+def test_settings_changes_skip_data_root():
     from harness.config import settings_changes
 
     project = load_harness_config()
@@ -190,7 +190,7 @@ def test_settings_changes_name_each_key_but_not_the_data_root():
     assert settings_changes(project, project) == {}
 
 
-def test_data_root_beside_the_checkout_is_recorded_relative():
+def test_sibling_data_root_recorded_relative():
     from harness.config import portable_data_root, project_root
 
     assert portable_data_root(str(project_root() / ".." / "shared" / "data" / "x")) == "../shared/data/x"

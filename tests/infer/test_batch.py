@@ -196,7 +196,7 @@ def test_display_options_change_without_rescoring(tiny_pipeline, small_card, tmp
     assert "arquivos" in (out / "summary.txt").read_text(encoding="utf-8")
 
 
-def test_tables_left_from_an_earlier_run_are_kept_and_reported(tiny_pipeline, small_card, tmp_path, caplog):
+def test_earlier_run_tables_kept_with_warning(tiny_pipeline, small_card, tmp_path, caplog):
     out = tmp_path / "out"
     assert infer(small_card, "--model", tiny_pipeline["model"], "--out", out) == 0
     caplog.clear()

@@ -156,7 +156,7 @@ def test_extreme_rates_resample_to_model_rate(tmp_path, rate):
     assert abs(len(decode_mono(path, RATE)) - int(1.5 * RATE)) <= 1
 
 
-def test_text_renamed_mp3_is_not_called_missing(tmp_path):
+def test_text_renamed_mp3_not_called_missing(tmp_path):
     fake = tmp_path / "notes.mp3"
     fake.write_text("field notes, not a recording\n" * 20)
     with pytest.raises(AudioDecodeError) as error:

@@ -36,7 +36,7 @@ def test_folder_given_as_model_points_to_bundle(tmp_path):
         OnnxMember(tmp_path)
 
 
-def test_export_against_another_tracking_store_stops_before_work(tmp_path):
+def test_export_checks_tracking_store_first(tmp_path):
     from omegaconf import OmegaConf
 
     from train.export import TrackingRunError, require_stage_run
