@@ -110,20 +110,21 @@ def portable_data_root(data_root: str) -> str:
 def settings_changes(config: HarnessConfig, project: HarnessConfig) -> dict[str, dict[str, Any]]:
     """Gate and scoring settings of `config` that differ from the project's, by dotted key.
 
-    The data root is not compared: it differs between machines and says nothing about how strict
-    the gates are.
+    The data root is not compared, because it differs between machines and does not change how
+    strict the gates are.
     """
-    used, reference = _flatten(config.to_dict()), _flatten(project.to_dict())
+    used, reference = flatten_settings(config.to_dict()), flatten_settings(project.to_dict())
     return {key: {"project": reference.get(key), "used": used.get(key)}
             for key in sorted(set(used) | set(reference))
             if key != "data_root" and used.get(key) != reference.get(key)}
 
 
-def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested settings to `dotted.key -> value`; an empty section contributes no key."""
     flat: dict[str, Any] = {}
     for key, value in settings.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
+        if isinstance(value, dict):
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

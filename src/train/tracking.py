@@ -12,25 +12,18 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from harness.dvc_hash import directory_md5, git_commit
+from harness.config import flatten_settings
 from harness.registry import TAG, configure_tracking
 from train.config import project_root, require_run_intent
 
 log = logging.getLogger(__name__)
 
 
-def _flatten(prefix: str, value, out: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    else:
-        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-
-
 def flat_params(cfg: DictConfig) -> dict[str, str]:
     """Flatten the resolved config to `dotted.key -> value`, each cut to MLflow's 6,000-character limit."""
-    out: dict[str, str] = {}
-    _flatten("", OmegaConf.to_container(cfg, resolve=True), out)
-    return {k: v[:6000] for k, v in out.items()}
+    flat = flatten_settings(OmegaConf.to_container(cfg, resolve=True))
+    text = {key: json.dumps(value) if isinstance(value, (list, tuple)) else str(value) for key, value in flat.items()}
+    return {key: value[:6000] for key, value in text.items()}
 
 
 def data_version(cfg: DictConfig) -> str:
