@@ -94,10 +94,10 @@ def render(data: dict) -> str:
 
 
 def consistency_warning(disagreements: list[str]) -> str:
-    """A banner listing every disagreement between the ledger and MLflow; empty when they agree.
+    """Build a banner listing every disagreement between the ledger and MLflow, or "" when they agree.
 
-    The page draws from both sources, so a hand-edited ledger file would otherwise be shown as if
-    it were a recorded decision.
+    The page draws from both sources, so without it a hand-edited ledger file would look like a
+    recorded decision.
     """
     if not disagreements:
         return ""

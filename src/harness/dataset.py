@@ -79,10 +79,10 @@ class DatasetReport:
             ))
         for title, group in (("ERROR", self.errors), ("WARNING", self.warnings)):
             for kind, names in group.items():
-                shown = ", ".join(names[:max_names])
+                listed = ", ".join(names[:max_names])
                 if max_names is not None and len(names) > max_names:
-                    shown += f", ... ({len(names) - max_names} more: --all-names lists them, --json writes them)"
-                lines.append(f"{title} {kind} ({len(names)}): {shown}")
+                    listed += f", ... ({len(names) - max_names} more: --all-names lists them, --json writes them)"
+                lines.append(f"{title} {kind} ({len(names)}): {listed}")
         lines.append("OK" if self.ok else f"{sum(len(v) for v in self.errors.values())} problem(s) must be fixed before training")
         return "\n".join(lines)
 

@@ -214,8 +214,8 @@ def run_package(args: argparse.Namespace) -> int:
         sources = member_sources(args, registry)
         teacher = teacher_spec(args.teacher, args.teacher_model, args.teacher_labels) if args.teacher else None
         config = scoring_config(args)
-        # Packaging still goes ahead (experiments need such bundles), but the checklist will refuse
-        # both cases, so say so now rather than at submission time.
+        # Packaging still goes ahead because experiments need such bundles. The checklist rejects
+        # both cases, so the warning comes now rather than at submission time.
         problem = compatibility_problem(config.blend.mode, config.postproc)
         if problem:
             log.warning("%s; the checklist will fail this bundle", problem)

@@ -244,7 +244,7 @@ def probe(path: Path) -> AudioInfo:
 
 def _libsndfile_cause(path: Path, message: str) -> str:
     # libsndfile's MP3 reader reports data it cannot parse as "File does not exist or is not a
-    # regular file", which misleads when the file is right there: say what it means.
+    # regular file", which misleads when the file exists, so it becomes an unrecognised format.
     if message.startswith("File does not exist") and path.is_file():
         return _("format not recognised")
     return message

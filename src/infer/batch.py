@@ -563,6 +563,6 @@ def _copy_parts(done: list[_Done], part: str, folder: Path, suffix: str) -> None
     # may be the user's only copy of that work, so they stay, but the user learns they are there.
     others = sorted(p.name for p in folder.glob(f"*{suffix}") if p.name not in names)
     if others:
-        log.warning(_("%s/ also holds %d table(s) of recordings outside this run, left from an earlier "
+        log.warning(_("%s/ also contains %d table(s) of recordings outside this run, left from an earlier "
                       "run into this folder (for example %s); use a new --out folder to keep runs apart"),
                     folder.name, len(others), others[0])

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ModuleNotFoundError as exc:
         # Research subcommands import their libraries when they run, so `pantanal --help` stays
-        # fast; in a field install (no `train` extra) they fail here, and the user is told why.
+        # fast. In a field install (no `train` extra) they fail here, and the message names the fix.
         if args.command == "infer" or not exc.name:
             raise
         print(_("error: 'pantanal %s' needs the research install, which this environment lacks "

@@ -53,7 +53,7 @@ def load_config(overrides: list[str] | None = None, config_name: str = "train") 
         unknown = re.match(r"Could not override '([^']+)'", message)
         if unknown:
             # Hydra's hint is to append the key with '+', which for a misspelt key only hides the
-            # mistake; name the keys that do exist instead.
+            # mistake, so the message names the keys that exist instead.
             message = f"there is no key {unknown.group(1)}; {_key_hint(unknown.group(1), overrides, config_name)}"
         raise ConfigError(f"invalid configuration {overrides}: {message} (configs are in {config_dir()})") from exc
 
@@ -106,7 +106,7 @@ def stage_round(stage: str) -> int:
 
 
 def require_stage_in_recipe(cfg: DictConfig) -> None:
-    """Refuse a Noisy Student stage past `ns.rounds`.
+    """Raise ConfigError for a Noisy Student stage past `ns.rounds`.
 
     Such a stage is not part of the recipe the export selects from, and training it would overwrite
     the outputs (and invalidate the DVC record) of an earlier, longer recipe of the experiment.
@@ -123,7 +123,7 @@ def require_round_configs(cfg: DictConfig) -> None:
     missing = [f"stage/{stage_name(k)}.yaml" for k in range(1, rounds + 1)
                if not (config_dir() / "stage" / f"{stage_name(k)}.yaml").is_file()]
     if missing:
-        raise ConfigError(f"ns.rounds={rounds} needs {', '.join(missing)} in {config_dir()}; each holds "
+        raise ConfigError(f"ns.rounds={rounds} needs {', '.join(missing)} in {config_dir()}; each contains "
                           "two lines, e.g. 'name: ns4' and 'round: 4'")
 
 

@@ -138,8 +138,8 @@ def export_onnx(wrapper: torch.nn.Module, example: torch.Tensor, path: Path, ops
     """Export with a dynamic batch axis (traced with a batch of 2 so the axis stays symbolic)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
 
-    # The ONNX optimiser logs each of its graph passes at INFO (dozens of lines per export); they
-    # matter only when debugging the export, so they show with -v and are quiet otherwise.
+    # The ONNX optimiser logs each of its graph passes at INFO, dozens of lines per export. They
+    # matter only when debugging the export, so they show with -v alone.
     if not log.isEnabledFor(logging.DEBUG):
         for name in ("onnx_ir", "onnxscript"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -221,10 +221,10 @@ def run_export(cfg: DictConfig) -> dict:
 
 
 def require_stage_run(cfg: DictConfig, run_id: str, stage: str) -> None:
-    """Fail before exporting when the stage's MLflow run is not in the configured tracking store.
+    """Raise before exporting when the stage's MLflow run is not in the configured tracking store.
 
-    The export is logged to the run that trained the stage; checking first means a mismatched
-    MLFLOW_TRACKING_URI stops the command before minutes of work, not after.
+    The export is logged to the run that trained the stage. Checking first stops a command with a
+    mismatched MLFLOW_TRACKING_URI before minutes of work, not after them.
     """
     configure_tracking(cfg.logger.tracking_uri, cfg.logger.experiment, cfg.logger.artifact_location)
     try:

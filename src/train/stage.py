@@ -33,8 +33,8 @@ from train.tracking import stage_run
 log = logging.getLogger(__name__)
 
 # Importing `lightning` gives its logger a console handler of its own, and its messages also reach
-# the root handler that `pantanal` sets up, so each printed twice. Where a root handler exists,
-# the extra one goes.
+# the root handler that `pantanal` sets up, so each message printed twice. When a root handler
+# exists, Lightning's own handler is removed.
 if logging.getLogger().handlers:
     logging.getLogger("lightning").handlers.clear()
 

@@ -204,8 +204,8 @@ def test_earlier_run_tables_kept_with_warning(tiny_pipeline, small_card, tmp_pat
     assert len(read_csv(out / "submission.csv")) == 2  # a.wav alone: 7 s, two windows
     assert len(list((out / "raven").glob("*.selections.txt"))) == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any(w.startswith("raven/ also holds 1 table(s) of recordings outside this run") for w in warnings), warnings
-    assert any(w.startswith("audacity/ also holds 1 table(s)") for w in warnings), warnings
+    assert any(w.startswith("raven/ also contains 1 table(s) of recordings outside this run") for w in warnings), warnings
+    assert any(w.startswith("audacity/ also contains 1 table(s)") for w in warnings), warnings
 
 
 def test_modified_input_is_scored_again(tiny_pipeline, small_card, tmp_path):
@@ -263,7 +263,7 @@ def test_budget_stop_leaves_the_rest_unprocessed(tiny_pipeline, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing input", "channel zero", "out is a file", "out below a file", "bad format"])
-def test_usage_and_output_folder_errors_give_a_message(tiny_pipeline, small_card, tmp_path, capsys, case):
+def test_usage_and_output_errors_exit_clearly(tiny_pipeline, small_card, tmp_path, capsys, case):
     model = tiny_pipeline["model"]
     blocker = tmp_path / "blocker.txt"
     blocker.write_text("not a folder")

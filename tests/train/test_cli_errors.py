@@ -47,4 +47,5 @@ def test_export_checks_tracking_store_first(tmp_path):
     with pytest.raises(TrackingRunError) as error:
         require_stage_run(cfg, "0123456789abcdef0123456789abcdef", "ns2")
     assert "0123456789abcdef0123456789abcdef" in str(error.value)
-    assert store in str(error.value) and "MLFLOW_TRACKING_URI" in str(error.value)
+    assert store in str(error.value)
+    assert "MLFLOW_TRACKING_URI" in str(error.value)
